@@ -1,0 +1,35 @@
+//! witan's wire protocol, generated from `proto/`: etcd's v3 API
+//! (`etcdserverpb`, `mvccpb`, `authpb`) with etcd's package, message and
+//! field names, and witan's own member-to-member protocol (`witan.raft.v1`).
+//! This crate holds generated code only.
+
+#![allow(clippy::all, missing_docs)]
+
+/// etcd's `mvccpb` package: key-values and watch events.
+pub mod mvccpb {
+    tonic::include_proto!("mvccpb");
+}
+
+/// etcd's `authpb` package: users, roles and permissions.
+pub mod authpb {
+    tonic::include_proto!("authpb");
+}
+
+/// etcd's `etcdserverpb` package: the KV, Watch, Lease, Cluster, Maintenance
+/// and Auth services.
+pub mod etcdserverpb {
+    tonic::include_proto!("etcdserverpb");
+}
+
+/// witan's own packages, nested as their protobuf package names.
+pub mod witan {
+    /// Member-to-member protocol.
+    pub mod raft {
+        /// `witan.raft.v1`: raft transport, leader forwarding, read index.
+        pub mod v1 {
+            tonic::include_proto!("witan.raft.v1");
+        }
+    }
+}
+
+pub use witan::raft::v1 as raftpb;

@@ -1,0 +1,1 @@
+//! witan server
