@@ -1,1 +1,11 @@
-//! witan server
+//! The witan node: etcd's v3 API over a Raft-replicated, multi-version
+//! key-value store.
+//!
+//! A request flows one way: `api` (validate, convert) → `raft` (propose,
+//! replicate) → `storage` (log, fsync) → `mvcc` (apply) → back to the
+//! waiting api call. Nothing below `api` knows about gRPC; nothing outside
+//! `storage` knows about SQL.
+
+pub mod mvcc;
+pub mod raft;
+pub mod storage;

@@ -1,0 +1,52 @@
+//! Errors of the MVCC layer: deterministic rejections of a request, and a
+//! failed history read.
+
+use witan_proto::raftpb::apply_error::Kind;
+
+use super::HistoryError;
+
+/// Why the MVCC layer refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum MvccError {
+    /// The requested revision is older than the compaction revision.
+    #[error("required revision has been compacted")]
+    Compacted,
+    /// The requested revision is newer than the current revision.
+    #[error("required revision is a future revision")]
+    FutureRevision,
+    /// `ignore_value` / `ignore_lease` on a key that does not exist.
+    #[error("key not found")]
+    KeyNotFound,
+    /// The request names a lease that does not exist.
+    #[error("requested lease not found")]
+    LeaseNotFound,
+    /// The stored history could not be read.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+impl MvccError {
+    /// The replicated form of a rejection; `None` for a failed read, which is
+    /// a local failure and never part of a replicated response.
+    pub fn to_apply_error(&self) -> Option<Kind> {
+        match self {
+            MvccError::Compacted => Some(Kind::Compacted),
+            MvccError::FutureRevision => Some(Kind::FutureRevision),
+            MvccError::KeyNotFound => Some(Kind::KeyNotFound),
+            MvccError::LeaseNotFound => Some(Kind::LeaseNotFound),
+            MvccError::History(_) => None,
+        }
+    }
+
+    /// The rejection a replicated apply error stands for; `None` for a kind
+    /// this version does not know (written by a newer member).
+    pub fn from_apply_error(kind: Kind) -> Option<MvccError> {
+        match kind {
+            Kind::Compacted => Some(MvccError::Compacted),
+            Kind::FutureRevision => Some(MvccError::FutureRevision),
+            Kind::KeyNotFound => Some(MvccError::KeyNotFound),
+            Kind::LeaseNotFound => Some(MvccError::LeaseNotFound),
+            Kind::Unknown => None,
+        }
+    }
+}

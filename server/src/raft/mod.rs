@@ -1,0 +1,11 @@
+//! Consensus: openraft's type configuration, the protobuf conversions of its
+//! messages, the tonic network between members, and the write path to the
+//! leader (batching, forwarding) and the linearizable-read barrier.
+//!
+//! Nothing here knows about SQL (that is `storage`) or about etcd's MVCC
+//! rules (that is `mvcc`).
+
+pub mod convert;
+pub mod types;
+
+pub use types::*;
