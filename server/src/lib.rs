@@ -6,6 +6,7 @@
 //! waiting api call. Nothing below `api` knows about gRPC; nothing outside
 //! `storage` knows about SQL.
 
+pub mod config;
 pub mod mvcc;
 pub mod raft;
 pub mod storage;

@@ -324,7 +324,12 @@ mod tests {
         };
         Membership::new(
             vec![BTreeSet::from([1, 2]), BTreeSet::from([2, 3])],
-            BTreeMap::from([(1, node("a")), (2, node("b")), (3, node("c")), (4, node("d"))]),
+            BTreeMap::from([
+                (1, node("a")),
+                (2, node("b")),
+                (3, node("c")),
+                (4, node("d")),
+            ]),
         )
     }
 
@@ -333,11 +338,13 @@ mod tests {
         let log_id = LogId::new(CommittedLeaderId::new(7, 2), 42);
         let batch = raftpb::CommandBatch {
             commands: vec![raftpb::Command {
-                op: Some(raftpb::command::Op::Put(witan_proto::etcdserverpb::PutRequest {
-                    key: b"k".to_vec(),
-                    value: b"v".to_vec(),
-                    ..Default::default()
-                })),
+                op: Some(raftpb::command::Op::Put(
+                    witan_proto::etcdserverpb::PutRequest {
+                        key: b"k".to_vec(),
+                        value: b"v".to_vec(),
+                        ..Default::default()
+                    },
+                )),
             }],
         };
         for payload in [
@@ -348,7 +355,10 @@ mod tests {
             let entry = Entry { log_id, payload };
             let back = entry_from_pb(entry_to_pb(&entry)).expect("round trip");
             assert_eq!(back.log_id, entry.log_id);
-            assert_eq!(format!("{:?}", back.payload), format!("{:?}", entry.payload));
+            assert_eq!(
+                format!("{:?}", back.payload),
+                format!("{:?}", entry.payload)
+            );
         }
     }
 

@@ -9,3 +9,9 @@ pub mod convert;
 pub mod types;
 
 pub use types::*;
+pub mod leader;
+pub mod network;
+pub mod peers;
+pub mod proposer;
+pub mod read_index;
+pub mod service;

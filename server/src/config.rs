@@ -1,0 +1,407 @@
+//! The one configuration struct of a member: command-line flags (named as
+//! etcd's where they mean the same thing) and `WITAN_*` environment
+//! variables; durations in humantime form ("100ms", "5s").
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::raft::NodeId;
+
+/// Whether a member starts a new cluster or joins an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ClusterState {
+    /// Bootstrap a new cluster from `--initial-cluster`.
+    New,
+    /// Join a running cluster (the member was added with MemberAdd).
+    Existing,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Configuration of one witan member.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "witan",
+    version,
+    about = "witan: a coordination service that speaks etcd's v3 API"
+)]
+pub struct Config {
+    /// Human-readable name of this member; must appear in --initial-cluster.
+    #[arg(long, env = "WITAN_NAME", default_value = "default")]
+    pub name: String,
+
+    /// Directory holding this member's raft log, state and snapshots.
+    #[arg(long, env = "WITAN_DATA_DIR", default_value = "witan.data")]
+    pub data_dir: PathBuf,
+
+    /// URLs to listen on for client traffic (comma-separated).
+    #[arg(
+        long,
+        env = "WITAN_LISTEN_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379",
+        value_delimiter = ','
+    )]
+    pub listen_client_urls: Vec<String>,
+
+    /// Client URLs advertised to the rest of the cluster and to clients.
+    #[arg(
+        long,
+        env = "WITAN_ADVERTISE_CLIENT_URLS",
+        default_value = "http://127.0.0.1:2379",
+        value_delimiter = ','
+    )]
+    pub advertise_client_urls: Vec<String>,
+
+    /// URLs to listen on for traffic from other members (comma-separated).
+    #[arg(
+        long,
+        env = "WITAN_LISTEN_PEER_URLS",
+        default_value = "http://127.0.0.1:2380",
+        value_delimiter = ','
+    )]
+    pub listen_peer_urls: Vec<String>,
+
+    /// Peer URLs of this member advertised to the rest of the cluster.
+    #[arg(
+        long,
+        env = "WITAN_INITIAL_ADVERTISE_PEER_URLS",
+        default_value = "http://127.0.0.1:2380",
+        value_delimiter = ','
+    )]
+    pub initial_advertise_peer_urls: Vec<String>,
+
+    /// Initial cluster: `name=peer-url,name=peer-url,...`. Defaults to this
+    /// member alone.
+    #[arg(long, env = "WITAN_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+
+    /// `new` to bootstrap a cluster, `existing` to join one.
+    #[arg(
+        long,
+        env = "WITAN_INITIAL_CLUSTER_STATE",
+        value_enum,
+        default_value = "new"
+    )]
+    pub initial_cluster_state: ClusterState,
+
+    /// Token that makes member and cluster ids unique to this cluster.
+    #[arg(
+        long,
+        env = "WITAN_INITIAL_CLUSTER_TOKEN",
+        default_value = "witan-cluster"
+    )]
+    pub initial_cluster_token: String,
+
+    /// Time between leader heartbeats, in milliseconds (as etcd).
+    #[arg(long, env = "WITAN_HEARTBEAT_INTERVAL", default_value_t = 100)]
+    pub heartbeat_interval: u64,
+
+    /// Time without a heartbeat before a follower starts an election, in
+    /// milliseconds (as etcd).
+    #[arg(long, env = "WITAN_ELECTION_TIMEOUT", default_value_t = 1000)]
+    pub election_timeout: u64,
+
+    /// Largest client request accepted, in bytes.
+    #[arg(long, env = "WITAN_MAX_REQUEST_BYTES", default_value_t = 1572864)]
+    pub max_request_bytes: usize,
+
+    /// Most operations (compares, success ops, failure ops: each) in a txn.
+    #[arg(long, env = "WITAN_MAX_TXN_OPS", default_value_t = 128)]
+    pub max_txn_ops: usize,
+
+    /// How long a write or linearizable read may wait (for a leader, for
+    /// replication) before it fails with Unavailable.
+    #[arg(long, env = "WITAN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub request_timeout: Duration,
+
+    /// Applied log entries between two raft snapshots (which allow the log
+    /// to be truncated).
+    #[arg(long, env = "WITAN_SNAPSHOT_COUNT", default_value_t = 10000)]
+    pub snapshot_count: u64,
+
+    /// Log entries kept after a snapshot, so a briefly lagging follower
+    /// catches up from the log instead of a full snapshot.
+    #[arg(long, env = "WITAN_SNAPSHOT_CATCHUP_ENTRIES", default_value_t = 5000)]
+    pub snapshot_catchup_entries: u64,
+
+    /// Log level filter (tracing `EnvFilter` syntax, e.g. `info` or
+    /// `witan_server=debug,info`).
+    #[arg(long, env = "WITAN_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "WITAN_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A URL is not of the form `http://host:port`.
+    #[error("invalid URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// An --initial-cluster item is not `name=url`.
+    #[error("invalid --initial-cluster entry {0:?}: expected name=http://host:port")]
+    InvalidClusterEntry(String),
+    /// This member's name is missing from --initial-cluster.
+    #[error("--initial-cluster does not contain this member's name {0:?}")]
+    NameNotInCluster(String),
+    /// The same name appears twice in --initial-cluster.
+    #[error("--initial-cluster names member {0:?} more than once")]
+    DuplicateName(String),
+    /// Two members would get the same id.
+    #[error("members {0:?} and {1:?} hash to the same member id; rename one")]
+    IdCollision(String, String),
+    /// A list flag is empty.
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+    /// Timing flags that cannot work together.
+    #[error("--election-timeout ({election}ms) must be at least 5 times --heartbeat-interval ({heartbeat}ms)")]
+    Timing {
+        /// Heartbeat interval in ms.
+        heartbeat: u64,
+        /// Election timeout in ms.
+        election: u64,
+    },
+}
+
+/// A member of the initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    /// The member's name.
+    pub name: String,
+    /// Its peer URLs.
+    pub peer_urls: Vec<String>,
+}
+
+impl Config {
+    /// A configuration with every default, as `witan` with no flags.
+    pub fn defaults() -> Config {
+        Config::parse_from(["witan"])
+    }
+
+    /// Checks the configuration as a whole.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (flag, urls) in [
+            ("--listen-client-urls", &self.listen_client_urls),
+            ("--advertise-client-urls", &self.advertise_client_urls),
+            ("--listen-peer-urls", &self.listen_peer_urls),
+            (
+                "--initial-advertise-peer-urls",
+                &self.initial_advertise_peer_urls,
+            ),
+        ] {
+            if urls.is_empty() {
+                return Err(ConfigError::Empty(flag));
+            }
+            for url in urls {
+                parse_host_port(url)?;
+            }
+        }
+        if self.heartbeat_interval == 0 || self.election_timeout < 5 * self.heartbeat_interval {
+            return Err(ConfigError::Timing {
+                heartbeat: self.heartbeat_interval,
+                election: self.election_timeout,
+            });
+        }
+        let members = self.initial_members()?;
+        if !members.contains_key(&self.name) {
+            return Err(ConfigError::NameNotInCluster(self.name.clone()));
+        }
+        let mut ids: BTreeMap<NodeId, &str> = BTreeMap::new();
+        for name in members.keys() {
+            if let Some(other) = ids.insert(self.member_id_of(name), name) {
+                return Err(ConfigError::IdCollision(other.to_string(), name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The members of `--initial-cluster` by name (this member alone when the
+    /// flag is absent).
+    pub fn initial_members(&self) -> Result<BTreeMap<String, InitialMember>, ConfigError> {
+        let Some(spec) = &self.initial_cluster else {
+            let me = InitialMember {
+                name: self.name.clone(),
+                peer_urls: self.initial_advertise_peer_urls.clone(),
+            };
+            return Ok(BTreeMap::from([(self.name.clone(), me)]));
+        };
+        let mut members: BTreeMap<String, InitialMember> = BTreeMap::new();
+        for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, url) = item
+                .split_once('=')
+                .ok_or_else(|| ConfigError::InvalidClusterEntry(item.to_string()))?;
+            if name.is_empty() {
+                return Err(ConfigError::InvalidClusterEntry(item.to_string()));
+            }
+            parse_host_port(url)?;
+            // etcd allows a name to repeat to give one member several peer URLs.
+            members
+                .entry(name.to_string())
+                .or_insert_with(|| InitialMember {
+                    name: name.to_string(),
+                    peer_urls: Vec::new(),
+                })
+                .peer_urls
+                .push(url.to_string());
+        }
+        if members.is_empty() {
+            return Err(ConfigError::Empty("--initial-cluster"));
+        }
+        Ok(members)
+    }
+
+    /// This member's id.
+    pub fn member_id(&self) -> NodeId {
+        self.member_id_of(&self.name)
+    }
+
+    /// The id of the initial member called `name`: a hash of the cluster
+    /// token and the name, so every member computes the same ids without
+    /// talking to the others.
+    pub fn member_id_of(&self, name: &str) -> NodeId {
+        let id = fnv1a64(&[self.initial_cluster_token.as_bytes(), b"/", name.as_bytes()]);
+        // 0 means "no member" in etcd's API.
+        id.max(1)
+    }
+
+    /// The cluster id: a hash of the token and the initial member ids.
+    pub fn cluster_id(&self) -> u64 {
+        let names: Vec<String> = match self.initial_members() {
+            Ok(m) => m.into_keys().collect(),
+            Err(_) => vec![self.name.clone()],
+        };
+        let ids: Vec<[u8; 8]> = names
+            .iter()
+            .map(|n| self.member_id_of(n).to_be_bytes())
+            .collect();
+        let mut parts: Vec<&[u8]> = vec![self.initial_cluster_token.as_bytes()];
+        parts.extend(ids.iter().map(|b| b.as_slice()));
+        fnv1a64(&parts).max(1)
+    }
+
+    /// The socket addresses to serve clients on.
+    pub fn client_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.listen_client_urls
+            .iter()
+            .map(|u| parse_host_port(u))
+            .collect()
+    }
+
+    /// The socket addresses to serve peers on.
+    pub fn peer_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        self.listen_peer_urls
+            .iter()
+            .map(|u| parse_host_port(u))
+            .collect()
+    }
+}
+
+/// Parses `http://host:port` into a socket address (host must be an IP
+/// address or `localhost`).
+pub fn parse_host_port(url: &str) -> Result<SocketAddr, ConfigError> {
+    let invalid = |reason| ConfigError::InvalidUrl {
+        url: url.to_string(),
+        reason,
+    };
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        invalid("only http:// URLs are supported (TLS arrives with the security work)")
+    })?;
+    let host_port = rest.trim_end_matches('/');
+    let host_port = host_port.replacen("localhost:", "127.0.0.1:", 1);
+    host_port
+        .parse::<SocketAddr>()
+        .map_err(|_| invalid("expected an IP address and a port, e.g. http://127.0.0.1:2379"))
+}
+
+fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for byte in *part {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(args: &[&str]) -> Config {
+        let mut all = vec!["witan"];
+        all.extend_from_slice(args);
+        Config::parse_from(all)
+    }
+
+    #[test]
+    fn defaults_are_a_single_local_member() {
+        let c = Config::defaults();
+        c.validate().expect("defaults are valid");
+        assert_eq!(c.data_dir, PathBuf::from("witan.data"));
+        assert_eq!(
+            c.client_addrs().unwrap(),
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
+        assert_eq!(c.initial_members().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn initial_cluster_parses_and_ids_agree_across_members() {
+        let spec = "n1=http://127.0.0.1:2380,n2=http://127.0.0.1:2381,n3=http://127.0.0.1:2382";
+        let a = config(&["--name", "n1", "--initial-cluster", spec]);
+        let b = config(&["--name", "n2", "--initial-cluster", spec]);
+        a.validate().unwrap();
+        assert_eq!(a.initial_members().unwrap().len(), 3);
+        assert_eq!(a.member_id_of("n2"), b.member_id());
+        assert_eq!(a.cluster_id(), b.cluster_id());
+        assert_ne!(a.member_id(), b.member_id());
+    }
+
+    #[test]
+    fn bad_configs_are_explained() {
+        let c = config(&[
+            "--name",
+            "n9",
+            "--initial-cluster",
+            "n1=http://127.0.0.1:2380",
+        ]);
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::NameNotInCluster("n9".into()))
+        );
+        let c = config(&["--initial-cluster", "garbage"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::InvalidClusterEntry(_))
+        ));
+        let c = config(&["--listen-client-urls", "https://127.0.0.1:1"]);
+        assert!(matches!(c.validate(), Err(ConfigError::InvalidUrl { .. })));
+        let c = config(&["--heartbeat-interval", "500", "--election-timeout", "1000"]);
+        assert!(matches!(c.validate(), Err(ConfigError::Timing { .. })));
+    }
+
+    #[test]
+    fn durations_use_humantime() {
+        let c = config(&["--request-timeout", "250ms"]);
+        assert_eq!(c.request_timeout, Duration::from_millis(250));
+    }
+}

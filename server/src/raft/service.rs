@@ -1,0 +1,145 @@
+//! The member-to-member gRPC service (`witan.raft.v1.RaftTransport`): hands
+//! openraft's RPCs to the local raft, and serves writes forwarded by
+//! followers and read-index requests.
+
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+use tracing::warn;
+use witan_proto::raftpb::{self, raft_transport_server::RaftTransport};
+
+use super::convert;
+use super::leader::LeaderView;
+use super::proposer::{Attempt, Writer};
+use super::read_index::ReadIndex;
+use super::{NodeId, Raft};
+
+/// Serves the transport for one member.
+pub struct TransportService {
+    raft: Raft,
+    writer: Arc<Writer>,
+    read_index: ReadIndex,
+    request_timeout: std::time::Duration,
+}
+
+impl TransportService {
+    /// A service over the member's raft, write path and read barrier.
+    pub fn new(
+        raft: Raft,
+        writer: Arc<Writer>,
+        read_index: ReadIndex,
+        request_timeout: std::time::Duration,
+    ) -> Self {
+        TransportService {
+            raft,
+            writer,
+            read_index,
+            request_timeout,
+        }
+    }
+
+    fn not_leader(&self) -> raftpb::NotLeader {
+        raftpb::NotLeader {
+            leader_id: self.read_index.leader_hint().unwrap_or(0),
+        }
+    }
+}
+
+fn malformed(err: convert::ConvertError) -> Status {
+    Status::invalid_argument(err.to_string())
+}
+
+fn raft_failed<E: std::error::Error>(err: RaftError<NodeId, E>) -> Status {
+    warn!(%err, "raft refused a peer request");
+    Status::unavailable(format!("raft: {err}"))
+}
+
+#[tonic::async_trait]
+impl RaftTransport for TransportService {
+    async fn append_entries(
+        &self,
+        request: Request<raftpb::AppendEntriesRequest>,
+    ) -> Result<Response<raftpb::AppendEntriesResponse>, Status> {
+        let rpc = convert::append_request_from_pb(request.into_inner()).map_err(malformed)?;
+        let response = self.raft.append_entries(rpc).await.map_err(raft_failed)?;
+        Ok(Response::new(convert::append_response_to_pb(&response)))
+    }
+
+    async fn vote(
+        &self,
+        request: Request<raftpb::VoteRequest>,
+    ) -> Result<Response<raftpb::VoteResponse>, Status> {
+        let rpc = convert::vote_request_from_pb(request.get_ref()).map_err(malformed)?;
+        let response = self.raft.vote(rpc).await.map_err(raft_failed)?;
+        Ok(Response::new(convert::vote_response_to_pb(&response)))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<raftpb::InstallSnapshotRequest>,
+    ) -> Result<Response<raftpb::InstallSnapshotResponse>, Status> {
+        let rpc = convert::snapshot_request_from_pb(request.into_inner()).map_err(malformed)?;
+        let result = match self.raft.install_snapshot(rpc).await {
+            Ok(response) => {
+                raftpb::install_snapshot_response::Result::Vote(convert::vote_to_pb(&response.vote))
+            }
+            Err(RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m))) => {
+                raftpb::install_snapshot_response::Result::Mismatch(raftpb::SnapshotMismatch {
+                    expect: Some(convert::segment_to_pb(&m.expect)),
+                    got: Some(convert::segment_to_pb(&m.got)),
+                })
+            }
+            Err(err) => return Err(raft_failed(err)),
+        };
+        Ok(Response::new(raftpb::InstallSnapshotResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn forward(
+        &self,
+        request: Request<raftpb::ForwardRequest>,
+    ) -> Result<Response<raftpb::ForwardResponse>, Status> {
+        let batch = request
+            .into_inner()
+            .batch
+            .ok_or_else(|| Status::invalid_argument("forward request without a batch"))?;
+        let result = if self.writer.leader() != LeaderView::Me {
+            raftpb::forward_response::Result::NotLeader(self.not_leader())
+        } else {
+            let deadline = Instant::now() + self.request_timeout;
+            match self.writer.write_local(batch, deadline).await {
+                Attempt::Done(responses) => {
+                    raftpb::forward_response::Result::Responses(raftpb::CommandResponses {
+                        responses,
+                    })
+                }
+                Attempt::Retry => raftpb::forward_response::Result::NotLeader(self.not_leader()),
+                Attempt::Failed(err) => return Err(Status::unavailable(err.to_string())),
+            }
+        };
+        Ok(Response::new(raftpb::ForwardResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<raftpb::ReadIndexRequest>,
+    ) -> Result<Response<raftpb::ReadIndexResponse>, Status> {
+        let result = if !self.read_index.is_leader() {
+            raftpb::read_index_response::Result::NotLeader(self.not_leader())
+        } else {
+            let deadline = Instant::now() + self.request_timeout;
+            match self.read_index.read_index(deadline).await {
+                Ok(index) => raftpb::read_index_response::Result::ReadIndex(index),
+                Err(err) => return Err(Status::unavailable(err.to_string())),
+            }
+        };
+        Ok(Response::new(raftpb::ReadIndexResponse {
+            result: Some(result),
+        }))
+    }
+}
