@@ -6,7 +6,10 @@
 //! waiting api call. Nothing below `api` knows about gRPC; nothing outside
 //! `storage` knows about SQL.
 
+pub mod api;
+pub mod cli;
 pub mod config;
 pub mod mvcc;
+pub mod node;
 pub mod raft;
 pub mod storage;

@@ -1,0 +1,86 @@
+//! Everything a client request can fail with, and its one mapping to a
+//! gRPC status carrying etcd's code and exact message text (etcd clients
+//! recognise errors by their text and retry only on `Unavailable`).
+
+use tonic::{Code, Status};
+use tracing::error;
+
+use crate::mvcc::{MvccError, RequestError};
+use crate::raft::proposer::ProposeError;
+use crate::raft::read_index::ReadIndexError;
+
+/// Why a client request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The request breaks one of etcd's request rules.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// The encoded request is larger than `--max-request-bytes`.
+    #[error("request is too large")]
+    RequestTooLarge,
+    /// The key-value store refused or failed the request.
+    #[error(transparent)]
+    Mvcc(#[from] MvccError),
+    /// The write could not be committed.
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    /// The linearizable read barrier could not be passed.
+    #[error(transparent)]
+    ReadIndex(#[from] ReadIndexError),
+    /// This member did not apply up to the read index before the deadline.
+    #[error("request timed out waiting for this member to catch up")]
+    ApplyTimeout,
+    /// A replicated response this member cannot interpret (written by a
+    /// newer member, or a bug).
+    #[error("unexpected response from the state machine: {0}")]
+    UnexpectedResponse(&'static str),
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Status {
+        let (code, message): (Code, String) = match &err {
+            ApiError::Request(e) => (Code::InvalidArgument, e.to_string()),
+            ApiError::RequestTooLarge => {
+                (Code::InvalidArgument, "etcdserver: request is too large".into())
+            }
+            ApiError::Mvcc(MvccError::Compacted) => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted".into(),
+            ),
+            ApiError::Mvcc(MvccError::FutureRevision) => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision is a future revision".into(),
+            ),
+            ApiError::Mvcc(MvccError::KeyNotFound) => {
+                (Code::InvalidArgument, "etcdserver: key not found".into())
+            }
+            ApiError::Mvcc(MvccError::LeaseNotFound) => {
+                (Code::NotFound, "etcdserver: requested lease not found".into())
+            }
+            ApiError::Mvcc(MvccError::History(e)) => {
+                error!(%e, "storage failure while serving a read");
+                (Code::Internal, format!("witan: storage failure: {e}"))
+            }
+            ApiError::Propose(ProposeError::NoLeader)
+            | ApiError::ReadIndex(ReadIndexError::NoLeader) => {
+                (Code::Unavailable, "etcdserver: no leader".into())
+            }
+            ApiError::Propose(ProposeError::Timeout)
+            | ApiError::ReadIndex(ReadIndexError::Timeout)
+            | ApiError::ApplyTimeout => (Code::Unavailable, "etcdserver: request timed out".into()),
+            ApiError::Propose(ProposeError::LeaderLost) => (
+                Code::Unavailable,
+                "etcdserver: request timed out, possibly due to previous leader failure".into(),
+            ),
+            ApiError::Propose(ProposeError::Stopped)
+            | ApiError::ReadIndex(ReadIndexError::Stopped) => {
+                (Code::Unavailable, "etcdserver: server stopped".into())
+            }
+            ApiError::UnexpectedResponse(what) => {
+                error!(what, "unexpected state machine response");
+                (Code::Internal, err.to_string())
+            }
+        };
+        Status::new(code, message)
+    }
+}

@@ -1,0 +1,234 @@
+//! `etcdserverpb.KV`: Range, Put, DeleteRange, Txn, Compact.
+//!
+//! Writes become commands proposed through raft. Reads never go through
+//! the log: a linearizable read passes the read-index barrier and is served
+//! from this member's applied state; a serializable read is served from the
+//! applied state at once (and may be stale, as etcd documents).
+
+use std::time::Duration;
+
+use prost::Message;
+use tokio::time::Instant;
+use tonic::{Request, Response, Status};
+use witan_proto::etcdserverpb::{
+    self, kv_server::Kv, request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, TxnRequest,
+    TxnResponse,
+};
+use witan_proto::raftpb::{command::Op, command_response::Result as Applied, Command};
+
+use super::{ApiError, HeaderSource};
+use crate::mvcc::{self, MvccError};
+use crate::raft::proposer::Proposer;
+use crate::raft::read_index::ReadIndex;
+use crate::storage::{AppliedState, StateReader};
+
+/// Request limits, as etcd's flags of the same names.
+#[derive(Debug, Clone, Copy)]
+pub struct KvLimits {
+    /// `--max-request-bytes`.
+    pub max_request_bytes: usize,
+    /// `--max-txn-ops`.
+    pub max_txn_ops: usize,
+    /// How long a request may wait for raft.
+    pub request_timeout: Duration,
+}
+
+/// The KV service of one member.
+pub struct KvService {
+    proposer: Proposer,
+    read_index: ReadIndex,
+    state: StateReader,
+    header: HeaderSource,
+    limits: KvLimits,
+}
+
+impl KvService {
+    /// A KV service over the member's write path, read barrier and state.
+    pub fn new(
+        proposer: Proposer,
+        read_index: ReadIndex,
+        state: StateReader,
+        header: HeaderSource,
+        limits: KvLimits,
+    ) -> Self {
+        KvService {
+            proposer,
+            read_index,
+            state,
+            header,
+            limits,
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        Instant::now() + self.limits.request_timeout
+    }
+
+    fn check_size(&self, request: &impl Message) -> Result<(), ApiError> {
+        if request.encoded_len() > self.limits.max_request_bytes {
+            return Err(ApiError::RequestTooLarge);
+        }
+        Ok(())
+    }
+
+    /// Proposes a write and returns what applying it produced.
+    async fn write(&self, op: Op) -> Result<Applied, ApiError> {
+        let command = Command { op: Some(op) };
+        let response = self.proposer.propose(command, self.deadline()).await?;
+        match response.result {
+            Some(Applied::Error(e)) => Err(rejection(e.kind())),
+            Some(applied) => Ok(applied),
+            None => Err(ApiError::UnexpectedResponse("empty command response")),
+        }
+    }
+
+    /// The applied state a read may use: after the read barrier unless the
+    /// request asked for a serializable read.
+    async fn readable_state(&self, serializable: bool) -> Result<AppliedState, ApiError> {
+        if serializable {
+            return Ok(self.state.latest());
+        }
+        let deadline = self.deadline();
+        let index = self.read_index.read_index(deadline).await?;
+        tokio::time::timeout_at(deadline, self.state.wait_applied(index))
+            .await
+            .map_err(|_| ApiError::ApplyTimeout)?
+            .map_err(|_| ApiError::Propose(crate::raft::proposer::ProposeError::Stopped))
+    }
+}
+
+fn rejection(kind: witan_proto::raftpb::apply_error::Kind) -> ApiError {
+    match MvccError::from_apply_error(kind) {
+        Some(err) => ApiError::Mvcc(err),
+        None => ApiError::UnexpectedResponse("unknown apply error"),
+    }
+}
+
+/// Whether a txn only reads, in both branches and every nested txn; such a
+/// txn is served like a read instead of going through the log.
+fn txn_is_read_only(txn: &TxnRequest) -> bool {
+    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(_)) | None => true,
+        Some(request_op::Request::RequestTxn(nested)) => txn_is_read_only(nested),
+        Some(_) => false,
+    })
+}
+
+/// Whether every range in a read-only txn is serializable.
+fn txn_is_serializable(txn: &TxnRequest) -> bool {
+    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
+        Some(request_op::Request::RequestRange(r)) => r.serializable,
+        Some(request_op::Request::RequestTxn(nested)) => txn_is_serializable(nested),
+        _ => true,
+    })
+}
+
+#[tonic::async_trait]
+impl Kv for KvService {
+    async fn range(
+        &self,
+        request: Request<RangeRequest>,
+    ) -> Result<Response<RangeResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        mvcc::validate_range(&request).map_err(ApiError::from)?;
+        let state = self.readable_state(request.serializable).await?;
+        let mut response = state
+            .kv
+            .range(&request, self.state.history())
+            .await
+            .map_err(ApiError::from)?;
+        self.header.fill(&mut response.header);
+        Ok(Response::new(response))
+    }
+
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        mvcc::validate_put(&request).map_err(ApiError::from)?;
+        match self.write(Op::Put(request)).await? {
+            Applied::Put(mut response) => {
+                self.header.fill(&mut response.header);
+                Ok(Response::new(response))
+            }
+            _ => Err(ApiError::UnexpectedResponse("put answered with another kind").into()),
+        }
+    }
+
+    async fn delete_range(
+        &self,
+        request: Request<DeleteRangeRequest>,
+    ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        mvcc::validate_delete_range(&request).map_err(ApiError::from)?;
+        match self.write(Op::DeleteRange(request)).await? {
+            Applied::DeleteRange(mut response) => {
+                self.header.fill(&mut response.header);
+                Ok(Response::new(response))
+            }
+            _ => Err(ApiError::UnexpectedResponse("delete answered with another kind").into()),
+        }
+    }
+
+    async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let request = request.into_inner();
+        self.check_size(&request)?;
+        mvcc::validate_txn(&request, self.limits.max_txn_ops).map_err(ApiError::from)?;
+        let applied = if txn_is_read_only(&request) {
+            let state = self.readable_state(txn_is_serializable(&request)).await?;
+            // Applying a read-only txn to a copy of the state changes nothing
+            // and gives exactly the response the log would have.
+            let mut kv = state.kv.clone();
+            let command = Command {
+                op: Some(Op::Txn(request)),
+            };
+            let response = kv
+                .apply(&command, self.state.history(), &mut Vec::new())
+                .await
+                .map_err(|e| ApiError::Mvcc(MvccError::History(e)))?;
+            match response.result {
+                Some(Applied::Error(e)) => return Err(rejection(e.kind()).into()),
+                Some(applied) => applied,
+                None => return Err(ApiError::UnexpectedResponse("empty txn response").into()),
+            }
+        } else {
+            self.write(Op::Txn(request)).await?
+        };
+        match applied {
+            Applied::Txn(mut response) => {
+                self.header.fill(&mut response.header);
+                Ok(Response::new(response))
+            }
+            _ => Err(ApiError::UnexpectedResponse("txn answered with another kind").into()),
+        }
+    }
+
+    async fn compact(
+        &self,
+        request: Request<CompactionRequest>,
+    ) -> Result<Response<CompactionResponse>, Status> {
+        let request = request.into_inner();
+        match self.write(Op::Compact(request)).await? {
+            Applied::Compact(mut response) => {
+                self.header.fill(&mut response.header);
+                Ok(Response::new(response))
+            }
+            _ => Err(ApiError::UnexpectedResponse("compact answered with another kind").into()),
+        }
+    }
+}
+
+/// The service wrapped for tonic, with etcd's gRPC message size limit
+/// (requests a little over `--max-request-bytes` still reach the handler,
+/// which answers with etcd's "request is too large").
+pub fn server(service: KvService) -> etcdserverpb::kv_server::KvServer<KvService> {
+    let limit = service.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    etcdserverpb::kv_server::KvServer::new(service)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(usize::MAX)
+}
+
+/// Headroom etcd gives gRPC messages over `--max-request-bytes`.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;

@@ -1,0 +1,19 @@
+//! The client-facing gRPC services (etcd's v3 API). A handler validates the
+//! request, turns it into a command or a read, makes one call into the
+//! node's write path or read barrier, and converts the answer; every error
+//! becomes a `tonic::Status` in one place (`status.rs`).
+//!
+//! Only this module (and `raft`'s transport) knows about tonic.
+
+mod error;
+mod header;
+mod kv;
+mod not_implemented;
+
+pub use error::ApiError;
+pub use header::HeaderSource;
+pub use kv::{server as kv_server, KvLimits, KvService};
+pub use not_implemented::{
+    AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented, MaintenanceNotImplemented,
+    WatchNotImplemented,
+};

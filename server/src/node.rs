@@ -1,0 +1,279 @@
+//! A running member: opens storage, starts raft, bootstraps a new cluster,
+//! and serves clients and peers on their listeners until shut down.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use openraft::error::{InitializeError, RaftError};
+use openraft::SnapshotPolicy;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{error, info, warn};
+use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
+
+use crate::api::{self, HeaderSource, KvLimits, KvService};
+use crate::config::{ClusterState, Config, ConfigError};
+use crate::raft::network::NetworkFactory;
+use crate::raft::peers::{Peers, MAX_PEER_MESSAGE_BYTES};
+use crate::raft::proposer::Proposer;
+use crate::raft::read_index::ReadIndex;
+use crate::raft::service::TransportService;
+use crate::raft::{Member, NodeId, Raft};
+use crate::storage;
+
+/// Why a member could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data directory could not be created.
+    #[error("cannot create data dir {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Storage could not be opened.
+    #[error(transparent)]
+    Storage(#[from] storage::StorageOpenError),
+    /// openraft refused the raft configuration.
+    #[error("invalid raft settings: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+    /// openraft failed to start or bootstrap.
+    #[error("raft failed to start: {0}")]
+    Raft(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A started member. Dropping it does not stop it: call [`Node::shutdown`].
+pub struct Node {
+    id: NodeId,
+    raft: Raft,
+    stop: watch::Sender<bool>,
+    servers: JoinSet<()>,
+    client_addrs: Vec<SocketAddr>,
+    peer_addrs: Vec<SocketAddr>,
+}
+
+impl Node {
+    /// Starts a member as configured and returns once it is serving.
+    pub async fn start(config: Config) -> Result<Node, StartError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let id = config.member_id();
+        info!(name = %config.name, id = format_args!("{id:x}"), data_dir = %config.data_dir.display(), "starting member");
+
+        // Bind first: a port conflict should fail the start before raft runs.
+        let client_listeners = bind_all(&config.client_addrs()?).await?;
+        let peer_listeners = bind_all(&config.peer_addrs()?).await?;
+
+        let (log_store, state_machine) = storage::open(&config.data_dir).await?;
+        let state = state_machine.reader();
+        let raft_config = openraft::Config {
+            cluster_name: config.initial_cluster_token.clone(),
+            heartbeat_interval: config.heartbeat_interval,
+            election_timeout_min: config.election_timeout,
+            election_timeout_max: config.election_timeout * 3 / 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
+            max_in_snapshot_log_to_keep: config.snapshot_catchup_entries,
+            max_payload_entries: 64,
+            install_snapshot_timeout: config.election_timeout.max(1000) * 4,
+            ..Default::default()
+        }
+        .validate()?;
+        let peers = Peers::default();
+        let raft = Raft::new(
+            id,
+            Arc::new(raft_config),
+            NetworkFactory::new(peers.clone()),
+            log_store,
+            state_machine,
+        )
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+
+        if config.initial_cluster_state == ClusterState::New {
+            bootstrap(&raft, &config).await?;
+        }
+
+        let proposer = Proposer::start(raft.clone(), id, peers.clone(), config.request_timeout);
+        let read_index = ReadIndex::start(raft.clone(), id, peers, config.request_timeout);
+        let header = HeaderSource::new(config.cluster_id(), id, raft.metrics());
+        let limits = KvLimits {
+            max_request_bytes: config.max_request_bytes,
+            max_txn_ops: config.max_txn_ops,
+            request_timeout: config.request_timeout,
+        };
+
+        let (stop, stopped) = watch::channel(false);
+        let mut servers = JoinSet::new();
+        let mut client_addrs = Vec::new();
+        for listener in client_listeners {
+            client_addrs.push(local_addr(&listener)?);
+            let kv = KvService::new(
+                proposer.clone(),
+                read_index.clone(),
+                state.clone(),
+                header.clone(),
+                limits,
+            );
+            let router = tonic::transport::Server::builder()
+                .add_service(api::kv_server(kv))
+                .add_service(api::WatchNotImplemented)
+                .add_service(api::LeaseNotImplemented)
+                .add_service(api::ClusterNotImplemented)
+                .add_service(api::MaintenanceNotImplemented)
+                .add_service(api::AuthNotImplemented);
+            let shutdown = wait_stop(stopped.clone());
+            servers.spawn(async move {
+                let incoming = TcpListenerStream::new(listener);
+                if let Err(err) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                    error!(%err, "client server failed");
+                }
+            });
+        }
+        let mut peer_addrs = Vec::new();
+        for listener in peer_listeners {
+            peer_addrs.push(local_addr(&listener)?);
+            let transport = TransportService::new(
+                raft.clone(),
+                proposer.writer().clone(),
+                read_index.clone(),
+                config.request_timeout,
+            );
+            let service = RaftTransportServer::new(transport)
+                .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
+            let router = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(service);
+            let shutdown = wait_stop(stopped.clone());
+            servers.spawn(async move {
+                let incoming = TcpListenerStream::new(listener);
+                if let Err(err) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                    error!(%err, "peer server failed");
+                }
+            });
+        }
+        info!(clients = ?client_addrs, peers = ?peer_addrs, "member serving");
+        Ok(Node {
+            id,
+            raft,
+            stop,
+            servers,
+            client_addrs,
+            peer_addrs,
+        })
+    }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The raft handle (for metrics and tests).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// The addresses clients are served on.
+    pub fn client_addrs(&self) -> &[SocketAddr] {
+        &self.client_addrs
+    }
+
+    /// The addresses peers are served on.
+    pub fn peer_addrs(&self) -> &[SocketAddr] {
+        &self.peer_addrs
+    }
+
+    /// Stops serving, then stops raft (flushing storage).
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.servers.join_next().await.is_some() {}
+        if let Err(err) = self.raft.shutdown().await {
+            warn!(%err, "raft did not shut down cleanly");
+        }
+        info!("member stopped");
+    }
+}
+
+/// Initializes a brand-new cluster from `--initial-cluster`. Every initial
+/// member does this with the same membership, so whichever runs first, the
+/// first log entry is identical everywhere; a member that already has a log
+/// (a restart) skips it.
+async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), StartError> {
+    let initialized = raft
+        .is_initialized()
+        .await
+        .map_err(|e| StartError::Raft(e.to_string()))?;
+    if initialized {
+        return Ok(());
+    }
+    let advertise = |name: &str| {
+        if name == config.name {
+            config.advertise_client_urls.clone()
+        } else {
+            Vec::new()
+        }
+    };
+    let members: BTreeMap<NodeId, Member> = config
+        .initial_members()?
+        .into_values()
+        .map(|m| {
+            let member = Member {
+                client_urls: advertise(&m.name),
+                name: m.name.clone(),
+                peer_urls: m.peer_urls,
+            };
+            (config.member_id_of(&m.name), member)
+        })
+        .collect();
+    match raft.initialize(members).await {
+        Ok(()) => {
+            info!("bootstrapped a new cluster");
+            Ok(())
+        }
+        Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
+        Err(err) => Err(StartError::Raft(err.to_string())),
+    }
+}
+
+async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr: *addr, source })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
+    listener.local_addr().map_err(|source| StartError::Bind {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        source,
+    })
+}
+
+async fn wait_stop(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means stop.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
