@@ -135,6 +135,11 @@ pub struct Config {
     #[arg(long, env = "WITAN_SNAPSHOT_CATCHUP_ENTRIES", default_value_t = 5000)]
     pub snapshot_catchup_entries: u64,
 
+    /// Serve the test-only fault-injection service on the peer port (lets a
+    /// test cut this member's links). Never enable in production.
+    #[arg(long, env = "WITAN_UNSAFE_FAULT_INJECTION", hide = true)]
+    pub unsafe_fault_injection: bool,
+
     /// Log level filter (tracing `EnvFilter` syntax, e.g. `info` or
     /// `witan_server=debug,info`).
     #[arg(long, env = "WITAN_LOG_LEVEL", default_value = "info")]

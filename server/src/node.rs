@@ -12,15 +12,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
+use witan_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use witan_proto::raftpb::fault_injection_server::FaultInjectionServer;
 use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
 
 use crate::api::{self, HeaderSource, KvLimits, KvService};
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::raft::network::NetworkFactory;
-use crate::raft::peers::{Peers, MAX_PEER_MESSAGE_BYTES};
+use crate::raft::peers::{Faults, Peers, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::proposer::Proposer;
 use crate::raft::read_index::ReadIndex;
-use crate::raft::service::TransportService;
+use crate::raft::service::{FaultInjectionService, TransportService};
 use crate::raft::{Member, NodeId, Raft};
 use crate::storage;
 
@@ -98,7 +100,8 @@ impl Node {
             ..Default::default()
         }
         .validate()?;
-        let peers = Peers::default();
+        let faults = Faults::default();
+        let peers = Peers::new(id, faults.clone());
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
@@ -139,7 +142,12 @@ impl Node {
                 .add_service(api::WatchNotImplemented)
                 .add_service(api::LeaseNotImplemented)
                 .add_service(api::ClusterNotImplemented)
-                .add_service(api::MaintenanceNotImplemented)
+                .add_service(MaintenanceServer::new(api::MaintenanceService::new(
+                    raft.metrics(),
+                    state.clone(),
+                    header.clone(),
+                    config.data_dir.clone(),
+                )))
                 .add_service(api::AuthNotImplemented);
             let shutdown = wait_stop(stopped.clone());
             servers.spawn(async move {
@@ -153,6 +161,7 @@ impl Node {
         for listener in peer_listeners {
             peer_addrs.push(local_addr(&listener)?);
             let transport = TransportService::new(
+                faults.clone(),
                 raft.clone(),
                 proposer.writer().clone(),
                 read_index.clone(),
@@ -161,9 +170,13 @@ impl Node {
             let service = RaftTransportServer::new(transport)
                 .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
+            let fault_injection = config
+                .unsafe_fault_injection
+                .then(|| FaultInjectionServer::new(FaultInjectionService::new(faults.clone())));
             let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
-                .add_service(service);
+                .add_service(service)
+                .add_optional_service(fault_injection);
             let shutdown = wait_stop(stopped.clone());
             servers.spawn(async move {
                 let incoming = TcpListenerStream::new(listener);

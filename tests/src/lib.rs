@@ -1,1 +1,6 @@
+//! Test support for witan's cross-crate integration and fault tests: real
+//! clusters of member processes on loopback.
 
+pub mod cluster;
+
+pub use cluster::{Cluster, ClusterOptions};

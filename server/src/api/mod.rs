@@ -8,12 +8,13 @@
 mod error;
 mod header;
 mod kv;
+mod maintenance;
 mod not_implemented;
 
 pub use error::ApiError;
 pub use header::HeaderSource;
+pub use maintenance::{MaintenanceService, API_VERSION};
 pub use kv::{server as kv_server, KvLimits, KvService};
 pub use not_implemented::{
-    AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented, MaintenanceNotImplemented,
-    WatchNotImplemented,
+    AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented, WatchNotImplemented,
 };

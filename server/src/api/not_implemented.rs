@@ -57,12 +57,6 @@ not_implemented_service!(
     "membership changes arrive with the operations work"
 );
 not_implemented_service!(
-    /// `etcdserverpb.Maintenance`, until maintenance is implemented.
-    MaintenanceNotImplemented,
-    "etcdserverpb.Maintenance",
-    "maintenance arrives with the operations work"
-);
-not_implemented_service!(
     /// `etcdserverpb.Auth`, until authentication is implemented.
     AuthNotImplemented,
     "etcdserverpb.Auth",

@@ -13,7 +13,7 @@ use openraft::raft::{
 use witan_proto::raftpb;
 
 use super::convert;
-use super::peers::Peers;
+use super::peers::{PeerClient, Peers};
 use super::{Member, NodeId, TypeConfig};
 
 /// Creates a [`PeerNetwork`] per replication target.

@@ -1,14 +1,23 @@
 //! Connections to other members: one lazily connected gRPC channel per peer
 //! URL, reused by raft replication, write forwarding and read-index calls.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
 use tonic::transport::{Channel, Endpoint};
 use witan_proto::raftpb::raft_transport_client::RaftTransportClient;
 
-use super::Member;
+use super::{Member, NodeId};
+
+/// gRPC metadata key naming the calling member on every peer request.
+pub const FROM_HEADER: &str = "witan-from";
+
+/// A client to one peer; every call says which member sent it.
+pub type PeerClient = RaftTransportClient<InterceptedService<Channel, SenderId>>;
 
 /// Messages between members may carry many log entries; client requests
 /// are bounded separately (`--max-request-bytes`).
@@ -20,6 +29,9 @@ pub enum PeerError {
     /// The member has no peer URL.
     #[error("member {0:?} has no peer URL")]
     NoUrl(String),
+    /// The link to this member is cut by fault injection.
+    #[error("link to member {0:x} is cut (fault injection)")]
+    Blocked(NodeId),
     /// The peer URL is not usable.
     #[error("invalid peer URL {url:?}: {source}")]
     InvalidUrl {
@@ -31,16 +43,72 @@ pub enum PeerError {
     },
 }
 
-/// Cached client channels to peers, keyed by URL.
+/// Adds this member's id to every outgoing peer request.
+#[derive(Clone)]
+pub struct SenderId(MetadataValue<tonic::metadata::Ascii>);
+
+impl Interceptor for SenderId {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        request.metadata_mut().insert(FROM_HEADER, self.0.clone());
+        Ok(request)
+    }
+}
+
+/// Links cut by test-only fault injection (empty in production).
 #[derive(Clone, Default)]
+pub struct Faults {
+    blocked: Arc<RwLock<BTreeSet<NodeId>>>,
+}
+
+impl Faults {
+    /// Cuts the links to exactly `members` (an empty set heals all links).
+    pub fn set_blocked(&self, members: BTreeSet<NodeId>) {
+        *self.blocked.write().unwrap_or_else(PoisonError::into_inner) = members;
+    }
+
+    /// Whether the link to `member` is cut.
+    pub fn is_blocked(&self, member: NodeId) -> bool {
+        self.blocked
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&member)
+    }
+
+    /// Whether a request arrived over a cut link, judged by its sender header.
+    pub fn blocks_request<T>(&self, request: &tonic::Request<T>) -> bool {
+        request
+            .metadata()
+            .get(FROM_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<NodeId>().ok())
+            .is_some_and(|from| self.is_blocked(from))
+    }
+}
+
+/// Cached client channels to peers, keyed by URL.
+#[derive(Clone)]
 pub struct Peers {
+    me: SenderId,
+    faults: Faults,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Peers {
-    /// A client for `member`'s first peer URL. The channel connects on first
-    /// use and reconnects by itself after a failure.
-    pub fn client(&self, member: &Member) -> Result<RaftTransportClient<Channel>, PeerError> {
+    /// Connections made by member `me`, subject to `faults`.
+    pub fn new(me: NodeId, faults: Faults) -> Self {
+        Peers {
+            me: SenderId(MetadataValue::from(me)),
+            faults,
+            channels: Arc::default(),
+        }
+    }
+
+    /// A client for member `id` at its first peer URL. The channel connects
+    /// on first use and reconnects by itself after a failure.
+    pub fn client(&self, id: NodeId, member: &Member) -> Result<PeerClient, PeerError> {
+        if self.faults.is_blocked(id) {
+            return Err(PeerError::Blocked(id));
+        }
         let url = member
             .peer_urls
             .first()
@@ -68,7 +136,7 @@ impl Peers {
                 channel
             }
         };
-        Ok(RaftTransportClient::new(channel)
+        Ok(RaftTransportClient::with_interceptor(channel, self.me.clone())
             .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES))
     }

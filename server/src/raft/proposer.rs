@@ -254,7 +254,7 @@ impl Writer {
         batch: CommandBatch,
         deadline: Instant,
     ) -> Attempt {
-        let mut client = match self.peers.client(member) {
+        let mut client = match self.peers.client(leader, member) {
             Ok(client) => client,
             Err(err) => {
                 warn!(leader, %err, "cannot address the leader");

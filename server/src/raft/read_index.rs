@@ -162,7 +162,7 @@ impl Shared {
     }
 
     async fn ask_leader(&self, leader: NodeId, member: &super::Member, deadline: Instant) -> Round {
-        let Ok(mut client) = self.peers.client(member) else {
+        let Ok(mut client) = self.peers.client(leader, member) else {
             return Round::Retry;
         };
         let mut request = tonic::Request::new(raftpb::ReadIndexRequest {});

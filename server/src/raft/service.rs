@@ -12,12 +12,14 @@ use witan_proto::raftpb::{self, raft_transport_server::RaftTransport};
 
 use super::convert;
 use super::leader::LeaderView;
+use super::peers::Faults;
 use super::proposer::{Attempt, Writer};
 use super::read_index::ReadIndex;
 use super::{NodeId, Raft};
 
 /// Serves the transport for one member.
 pub struct TransportService {
+    faults: Faults,
     raft: Raft,
     writer: Arc<Writer>,
     read_index: ReadIndex,
@@ -27,17 +29,28 @@ pub struct TransportService {
 impl TransportService {
     /// A service over the member's raft, write path and read barrier.
     pub fn new(
+        faults: Faults,
         raft: Raft,
         writer: Arc<Writer>,
         read_index: ReadIndex,
         request_timeout: std::time::Duration,
     ) -> Self {
         TransportService {
+            faults,
             raft,
             writer,
             read_index,
             request_timeout,
         }
+    }
+
+    /// Refuses requests from members whose link is cut by fault injection,
+    /// as if the network had dropped them.
+    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.faults.blocks_request(request) {
+            return Err(Status::unavailable("link cut by fault injection"));
+        }
+        Ok(())
     }
 
     fn not_leader(&self) -> raftpb::NotLeader {
@@ -62,6 +75,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::AppendEntriesRequest>,
     ) -> Result<Response<raftpb::AppendEntriesResponse>, Status> {
+        self.admit(&request)?;
         let rpc = convert::append_request_from_pb(request.into_inner()).map_err(malformed)?;
         let response = self.raft.append_entries(rpc).await.map_err(raft_failed)?;
         Ok(Response::new(convert::append_response_to_pb(&response)))
@@ -71,6 +85,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::VoteRequest>,
     ) -> Result<Response<raftpb::VoteResponse>, Status> {
+        self.admit(&request)?;
         let rpc = convert::vote_request_from_pb(request.get_ref()).map_err(malformed)?;
         let response = self.raft.vote(rpc).await.map_err(raft_failed)?;
         Ok(Response::new(convert::vote_response_to_pb(&response)))
@@ -80,6 +95,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::InstallSnapshotRequest>,
     ) -> Result<Response<raftpb::InstallSnapshotResponse>, Status> {
+        self.admit(&request)?;
         let rpc = convert::snapshot_request_from_pb(request.into_inner()).map_err(malformed)?;
         let result = match self.raft.install_snapshot(rpc).await {
             Ok(response) => {
@@ -102,6 +118,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::ForwardRequest>,
     ) -> Result<Response<raftpb::ForwardResponse>, Status> {
+        self.admit(&request)?;
         let batch = request
             .into_inner()
             .batch
@@ -127,8 +144,9 @@ impl RaftTransport for TransportService {
 
     async fn read_index(
         &self,
-        _request: Request<raftpb::ReadIndexRequest>,
+        request: Request<raftpb::ReadIndexRequest>,
     ) -> Result<Response<raftpb::ReadIndexResponse>, Status> {
+        self.admit(&request)?;
         let result = if !self.read_index.is_leader() {
             raftpb::read_index_response::Result::NotLeader(self.not_leader())
         } else {
@@ -141,5 +159,30 @@ impl RaftTransport for TransportService {
         Ok(Response::new(raftpb::ReadIndexResponse {
             result: Some(result),
         }))
+    }
+}
+
+/// Test-only fault injection (`--unsafe-fault-injection`).
+pub struct FaultInjectionService {
+    faults: Faults,
+}
+
+impl FaultInjectionService {
+    /// Controls `faults`.
+    pub fn new(faults: Faults) -> Self {
+        FaultInjectionService { faults }
+    }
+}
+
+#[tonic::async_trait]
+impl raftpb::fault_injection_server::FaultInjection for FaultInjectionService {
+    async fn set_partition(
+        &self,
+        request: Request<raftpb::SetPartitionRequest>,
+    ) -> Result<Response<raftpb::SetPartitionResponse>, Status> {
+        let blocked = request.into_inner().blocked.into_iter().collect();
+        warn!(?blocked, "fault injection: cutting links");
+        self.faults.set_blocked(blocked);
+        Ok(Response::new(raftpb::SetPartitionResponse {}))
     }
 }
