@@ -9,13 +9,32 @@
 //!
 //! This module knows nothing about SQL, gRPC or raft.
 
+mod apply;
+mod compare;
+mod duplicates;
 mod error;
 mod key_range;
+mod lease;
+mod range;
+mod record;
 mod state;
+mod txn;
+mod validate;
+mod view;
+mod write;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use error::MvccError;
 pub use key_range::KeyRange;
 pub use state::KvState;
+pub use validate::{
+    validate_delete_range, validate_put, validate_range, validate_txn, RequestError,
+    DEFAULT_MAX_TXN_OPS,
+};
 
 use std::future::Future;
 
