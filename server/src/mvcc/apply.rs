@@ -98,28 +98,24 @@ pub(super) fn put_op<H: History>(
     tw: &mut WriteTxn<'_, H>,
     req: &PutRequest,
 ) -> Result<PutResponse, MvccError> {
-    let prev = if req.ignore_value || req.ignore_lease || req.prev_kv {
+    let needs_prev = req.ignore_value || req.ignore_lease;
+    let prev = if needs_prev || req.prev_kv {
         tw.get(&req.key)
     } else {
         None
     };
-    let (value, lease) = match &prev {
-        None if req.ignore_value || req.ignore_lease => return Err(MvccError::KeyNotFound),
-        Some(prev) => (
-            if req.ignore_value {
-                Bytes::copy_from_slice(&prev.value)
-            } else {
-                Bytes::copy_from_slice(&req.value)
-            },
-            if req.ignore_lease {
-                prev.lease
-            } else {
-                req.lease
-            },
-        ),
-        None => (Bytes::copy_from_slice(&req.value), req.lease),
+    if needs_prev && prev.is_none() {
+        return Err(MvccError::KeyNotFound);
+    }
+    let value = match &prev {
+        Some(prev) if req.ignore_value => prev.value.clone(),
+        _ => req.value.clone(),
     };
-    let revision = tw.put(&req.key, value, lease);
+    let lease = match &prev {
+        Some(prev) if req.ignore_lease => prev.lease,
+        _ => req.lease,
+    };
+    let revision = tw.put(&req.key, Bytes::from(value), lease);
     Ok(PutResponse {
         header: header(revision),
         prev_kv: if req.prev_kv { prev } else { None },

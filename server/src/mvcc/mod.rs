@@ -8,6 +8,21 @@
 //! `storage` implements over sqlite.
 //!
 //! This module knows nothing about SQL, gRPC or raft.
+//!
+//! Where things are:
+//! - `state`: `KvState` (live keys, revision, compaction revision);
+//!   `record`: what the live map keeps per key;
+//! - `apply`: one command (Put, DeleteRange, Compact), `txn`: Txn, both
+//!   writing through `write::WriteTxn` (a copy of the live map, committed
+//!   at the end, so a rejected command changes nothing);
+//! - `view`: reads at a revision (live map, pending batch changes rolled
+//!   back, or the history); `range`: Range options; `compare`: Txn compares;
+//! - `validate` / `duplicates`: request checks the API layer runs before
+//!   proposing; `lease`: where a lease table plugs in.
+//!
+//! Invariants: a command that changes nothing keeps the revision; all the
+//! writes of one command share one revision, with sub-revisions in op
+//! order; a rejection leaves the state and `changes` untouched.
 
 mod apply;
 mod compare;

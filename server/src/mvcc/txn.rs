@@ -136,40 +136,41 @@ impl<'p, 'r> Frame<'p, 'r> {
             responses: Vec::with_capacity(plan.ops.len()),
         }
     }
+
+    fn into_response(self) -> TxnResponse {
+        TxnResponse {
+            // etcd leaves a nested txn's header empty; `apply` sets the
+            // outermost one.
+            header: Some(ResponseHeader::default()),
+            succeeded: self.plan.succeeded,
+            responses: self.responses,
+        }
+    }
 }
 
-/// Runs the ops `plan` chose, nested txns included. Iterative (a stack of
-/// frames) so that no recursive future is needed.
+/// Runs the ops `plan` chose, nested txns included. Iterative (the
+/// enclosing txns wait on a stack) so that no recursive future is needed.
 async fn execute<H: History>(
     tw: &mut WriteTxn<'_, H>,
     plan: &Plan<'_>,
 ) -> Result<TxnResponse, MvccError> {
-    let mut stack = vec![Frame::new(plan)];
+    let mut current = Frame::new(plan);
+    let mut enclosing: Vec<Frame<'_, '_>> = Vec::new();
     loop {
-        let Some(frame) = stack.last_mut() else {
-            // Unreachable: the loop returns when the outermost frame ends.
-            return Ok(TxnResponse::default());
-        };
-        let Some(op) = frame.plan.ops.get(frame.next_op) else {
-            let Some(done) = stack.pop() else {
-                return Ok(TxnResponse::default());
-            };
-            let resp = TxnResponse {
-                // etcd leaves a nested txn's header empty; the caller sets
-                // the outermost one.
-                header: Some(ResponseHeader::default()),
-                succeeded: done.plan.succeeded,
-                responses: done.responses,
-            };
-            match stack.last_mut() {
-                Some(parent) => parent.responses.push(ResponseOp {
-                    response: Some(Response::ResponseTxn(resp)),
-                }),
-                None => return Ok(resp),
+        let Some(op) = current.plan.ops.get(current.next_op) else {
+            let done = current.into_response();
+            match enclosing.pop() {
+                Some(mut parent) => {
+                    parent.responses.push(ResponseOp {
+                        response: Some(Response::ResponseTxn(done)),
+                    });
+                    current = parent;
+                    continue;
+                }
+                None => return Ok(done),
             }
-            continue;
         };
-        frame.next_op += 1;
+        current.next_op += 1;
         let response = match &op.request {
             Some(Request::RequestRange(req)) => {
                 Some(Response::ResponseRange(range_op(tw, req).await?))
@@ -179,17 +180,16 @@ async fn execute<H: History>(
                 Some(Response::ResponseDeleteRange(delete_range_op(tw, req)))
             }
             Some(Request::RequestTxn(_)) => {
-                let nested = frame.plan.nested.get(frame.next_nested);
-                frame.next_nested += 1;
-                if let Some(nested) = nested {
-                    stack.push(Frame::new(nested));
+                if let Some(nested) = current.plan.nested.get(current.next_nested) {
+                    current.next_nested += 1;
+                    enclosing.push(std::mem::replace(&mut current, Frame::new(nested)));
                 }
                 continue;
             }
             // An empty op (validation rejects it): an empty response.
             None => None,
         };
-        frame.responses.push(ResponseOp { response });
+        current.responses.push(ResponseOp { response });
     }
 }
 
