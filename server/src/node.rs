@@ -46,7 +46,7 @@ pub enum StartError {
     Storage(#[from] storage::StorageOpenError),
     /// openraft refused the raft configuration.
     #[error("invalid raft settings: {0}")]
-    RaftConfig(#[from] openraft::ConfigError),
+    RaftConfig(Box<openraft::ConfigError>),
     /// openraft failed to start or bootstrap.
     #[error("raft failed to start: {0}")]
     Raft(String),
@@ -99,7 +99,8 @@ impl Node {
             install_snapshot_timeout: config.election_timeout.max(1000) * 4,
             ..Default::default()
         }
-        .validate()?;
+        .validate()
+        .map_err(|e| StartError::RaftConfig(Box::new(e)))?;
         let faults = Faults::default();
         let peers = Peers::new(id, faults.clone());
         let raft = Raft::new(
@@ -152,7 +153,10 @@ impl Node {
             let shutdown = wait_stop(stopped.clone());
             servers.spawn(async move {
                 let incoming = TcpListenerStream::new(listener);
-                if let Err(err) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                if let Err(err) = router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+                {
                     error!(%err, "client server failed");
                 }
             });
@@ -180,7 +184,10 @@ impl Node {
             let shutdown = wait_stop(stopped.clone());
             servers.spawn(async move {
                 let incoming = TcpListenerStream::new(listener);
-                if let Err(err) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+                if let Err(err) = router
+                    .serve_with_incoming_shutdown(incoming, shutdown)
+                    .await
+                {
                     error!(%err, "peer server failed");
                 }
             });
@@ -273,7 +280,10 @@ async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> 
     for addr in addrs {
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Bind { addr: *addr, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: *addr,
+                source,
+            })?;
         listeners.push(listener);
     }
     Ok(listeners)

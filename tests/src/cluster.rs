@@ -149,7 +149,10 @@ impl Cluster {
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
             .args(["--initial-cluster", &self.initial_cluster])
-            .args(["--heartbeat-interval", &self.options.heartbeat_ms.to_string()])
+            .args([
+                "--heartbeat-interval",
+                &self.options.heartbeat_ms.to_string(),
+            ])
             .args(["--election-timeout", &self.options.election_ms.to_string()])
             .arg("--unsafe-fault-injection")
             .args(&self.options.extra_args)
@@ -199,7 +202,10 @@ impl Cluster {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(last_err.context(format!("member {} not ready within {within:?}", self.members[i].name)))
+        Err(last_err.context(format!(
+            "member {} not ready within {within:?}",
+            self.members[i].name
+        )))
     }
 
     /// Waits until every running member answers a linearizable read.
@@ -263,7 +269,11 @@ impl Cluster {
         }
         for j in 0..self.size() {
             let blocked = if j == i {
-                ids.iter().enumerate().filter(|(k, _)| *k != i).map(|(_, id)| *id).collect()
+                ids.iter()
+                    .enumerate()
+                    .filter(|(k, _)| *k != i)
+                    .map(|(_, id)| *id)
+                    .collect()
             } else {
                 vec![ids[i]]
             };
@@ -303,9 +313,14 @@ impl Cluster {
 
     fn print_logs(&self) {
         for m in &self.members {
-            eprintln!("----- last lines of {} ({}) -----", m.name, m.log_path.display());
+            eprintln!(
+                "----- last lines of {} ({}) -----",
+                m.name,
+                m.log_path.display()
+            );
             if let Ok(file) = File::open(&m.log_path) {
-                let lines: Vec<String> = BufReader::new(file).lines().map_while(Result::ok).collect();
+                let lines: Vec<String> =
+                    BufReader::new(file).lines().map_while(Result::ok).collect();
                 for line in lines.iter().skip(lines.len().saturating_sub(40)) {
                     eprintln!("{line}");
                 }

@@ -11,6 +11,9 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 use witan_tests::{Cluster, ClusterOptions};
 
+/// Key, value, create revision, mod revision, version.
+type KvSummary = (Vec<u8>, Vec<u8>, i64, i64, i64);
+
 const NODE: &str = env!("CARGO_BIN_EXE_witan-test-node");
 
 fn init_tracing() {
@@ -82,7 +85,10 @@ async fn killing_the_leader_loses_no_acknowledged_write() -> Result<()> {
     }
 
     // Let some writes land, then kill the leader for real.
-    wait_until(Duration::from_secs(10), || async { acked.lock().await.len() >= 50 }).await?;
+    wait_until(Duration::from_secs(10), || async {
+        acked.lock().await.len() >= 50
+    })
+    .await?;
     tracing::info!(leader, "killing the leader");
     cluster.kill(leader)?;
     let before_kill = acked.lock().await.len();
@@ -90,8 +96,10 @@ async fn killing_the_leader_loses_no_acknowledged_write() -> Result<()> {
     assert_ne!(new_leader, leader);
     tracing::info!(new_leader, "new leader elected");
     // Writes keep succeeding after the failover.
-    wait_until(Duration::from_secs(10), || async { acked.lock().await.len() >= before_kill + 50 })
-        .await?;
+    wait_until(Duration::from_secs(10), || async {
+        acked.lock().await.len() >= before_kill + 50
+    })
+    .await?;
     stopped.store(true, std::sync::atomic::Ordering::Relaxed);
     for writer in writers {
         writer.await?;
@@ -100,17 +108,31 @@ async fn killing_the_leader_loses_no_acknowledged_write() -> Result<()> {
     cluster.start_member(leader)?;
     cluster.wait_all_ready(Duration::from_secs(20)).await?;
     let acked = acked.lock().await.clone();
-    tracing::info!(writes = acked.len(), "checking every acknowledged write on every member");
+    tracing::info!(
+        writes = acked.len(),
+        "checking every acknowledged write on every member"
+    );
     for i in 0..cluster.size() {
         let mut client = cluster.client(i).await?;
-        let all = client.get("w", Some(GetOptions::new().with_prefix())).await?;
+        let all = client
+            .get("w", Some(GetOptions::new().with_prefix()))
+            .await?;
         let stored: BTreeMap<String, String> = all
             .kvs()
             .iter()
-            .map(|kv| (kv.key_str().unwrap_or_default().to_string(), kv.value_str().unwrap_or_default().to_string()))
+            .map(|kv| {
+                (
+                    kv.key_str().unwrap_or_default().to_string(),
+                    kv.value_str().unwrap_or_default().to_string(),
+                )
+            })
             .collect();
         for (key, value) in &acked {
-            assert_eq!(stored.get(key), Some(value), "member {i} lost acknowledged write {key}");
+            assert_eq!(
+                stored.get(key),
+                Some(value),
+                "member {i} lost acknowledged write {key}"
+            );
         }
     }
     Ok(())
@@ -122,10 +144,14 @@ async fn a_restarted_cluster_keeps_its_keys_and_revision() -> Result<()> {
     let mut cluster = Cluster::start(NODE, ClusterOptions::default()).await?;
     let mut client = cluster.client(0).await?;
     for i in 0..100 {
-        client.put(format!("k{i:03}"), format!("v{i}"), None).await?;
+        client
+            .put(format!("k{i:03}"), format!("v{i}"), None)
+            .await?;
     }
     client.delete("k050", None).await?;
-    let before = client.get("k", Some(GetOptions::new().with_prefix())).await?;
+    let before = client
+        .get("k", Some(GetOptions::new().with_prefix()))
+        .await?;
     let revision = before.header().context("header")?.revision();
 
     for i in 0..cluster.size() {
@@ -139,7 +165,20 @@ async fn a_restarted_cluster_keeps_its_keys_and_revision() -> Result<()> {
         let mut c = cluster.client(i).await?;
         let after = c.get("k", Some(GetOptions::new().with_prefix())).await?;
         assert_eq!(after.header().context("header")?.revision(), revision);
-        assert_eq!(after.kvs(), before.kvs(), "member {i} has the same keys");
+        let summary = |r: &etcd_client::GetResponse| -> Vec<KvSummary> {
+            r.kvs()
+                .iter()
+                .map(|kv| {
+                    let (k, v) = (kv.key().to_vec(), kv.value().to_vec());
+                    (k, v, kv.create_revision(), kv.mod_revision(), kv.version())
+                })
+                .collect()
+        };
+        assert_eq!(
+            summary(&after),
+            summary(&before),
+            "member {i} has the same keys"
+        );
     }
     Ok(())
 }
@@ -164,9 +203,13 @@ async fn a_member_that_missed_truncated_log_catches_up_by_snapshot() -> Result<(
     // Sequential writes: each is its own log entry, so the log grows well
     // past the snapshot threshold and gets truncated.
     for i in 0..400 {
-        client.put(format!("s{i:04}"), format!("v{i}"), None).await?;
+        client
+            .put(format!("s{i:04}"), format!("v{i}"), None)
+            .await?;
     }
-    let expected = client.get("s", Some(GetOptions::new().with_prefix().with_count_only())).await?;
+    let expected = client
+        .get("s", Some(GetOptions::new().with_prefix().with_count_only()))
+        .await?;
     assert_eq!(expected.count(), 400);
 
     cluster.start_member(lagging)?;
@@ -176,7 +219,10 @@ async fn a_member_that_missed_truncated_log_catches_up_by_snapshot() -> Result<(
     .await?;
     let mut c = cluster.client(lagging).await?;
     let local = c
-        .get("s", Some(GetOptions::new().with_prefix().with_serializable()))
+        .get(
+            "s",
+            Some(GetOptions::new().with_prefix().with_serializable()),
+        )
         .await?;
     assert_eq!(local.kvs().len(), 400, "the restarted member has every key");
     Ok(())
@@ -213,10 +259,19 @@ async fn a_cut_off_leader_refuses_requests_and_catches_up_after_rejoining() -> R
     cluster.isolate(old_leader).await?;
 
     let started = Instant::now();
-    let err = cut_off.put("during", "lost?", None).await.expect_err("minority write must fail");
+    let err = cut_off
+        .put("during", "lost?", None)
+        .await
+        .expect_err("minority write must fail");
     assert_unavailable(&err);
-    assert!(started.elapsed() < Duration::from_secs(8), "write failed within the request timeout");
-    let err = cut_off.get("before", None).await.expect_err("minority linearizable read must fail");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "write failed within the request timeout"
+    );
+    let err = cut_off
+        .get("before", None)
+        .await
+        .expect_err("minority linearizable read must fail");
     assert_unavailable(&err);
 
     // The majority elects a new leader and goes on.
@@ -236,14 +291,22 @@ async fn a_cut_off_leader_refuses_requests_and_catches_up_after_rejoining() -> R
     })
     .await?;
     let got = cut_off.get("after", None).await?;
-    assert_eq!(got.kvs()[0].value(), b"3", "linearizable reads work again after rejoining");
+    assert_eq!(
+        got.kvs()[0].value(),
+        b"3",
+        "linearizable reads work again after rejoining"
+    );
     Ok(())
 }
 
 fn assert_unavailable(err: &etcd_client::Error) {
     match err {
         etcd_client::Error::GRpcStatus(status) => {
-            assert_eq!(status.code(), tonic::Code::Unavailable, "unexpected status {status:?}")
+            assert_eq!(
+                status.code(),
+                tonic::Code::Unavailable,
+                "unexpected status {status:?}"
+            )
         }
         other => panic!("expected a gRPC Unavailable status, got {other:?}"),
     }

@@ -40,9 +40,10 @@ impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         let (code, message): (Code, String) = match &err {
             ApiError::Request(e) => (Code::InvalidArgument, e.to_string()),
-            ApiError::RequestTooLarge => {
-                (Code::InvalidArgument, "etcdserver: request is too large".into())
-            }
+            ApiError::RequestTooLarge => (
+                Code::InvalidArgument,
+                "etcdserver: request is too large".into(),
+            ),
             ApiError::Mvcc(MvccError::Compacted) => (
                 Code::OutOfRange,
                 "etcdserver: mvcc: required revision has been compacted".into(),
@@ -54,9 +55,10 @@ impl From<ApiError> for Status {
             ApiError::Mvcc(MvccError::KeyNotFound) => {
                 (Code::InvalidArgument, "etcdserver: key not found".into())
             }
-            ApiError::Mvcc(MvccError::LeaseNotFound) => {
-                (Code::NotFound, "etcdserver: requested lease not found".into())
-            }
+            ApiError::Mvcc(MvccError::LeaseNotFound) => (
+                Code::NotFound,
+                "etcdserver: requested lease not found".into(),
+            ),
             ApiError::Mvcc(MvccError::History(e)) => {
                 error!(%e, "storage failure while serving a read");
                 (Code::Internal, format!("witan: storage failure: {e}"))

@@ -5,6 +5,7 @@
 //! from this member's applied state; a serializable read is served from the
 //! applied state at once (and may be stale, as etcd documents).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message;
@@ -85,9 +86,9 @@ impl KvService {
 
     /// The applied state a read may use: after the read barrier unless the
     /// request asked for a serializable read.
-    async fn readable_state(&self, serializable: bool) -> Result<AppliedState, ApiError> {
+    async fn readable_state(&self, serializable: bool) -> Result<Arc<AppliedState>, ApiError> {
         if serializable {
-            return Ok(self.state.latest());
+            return Ok(self.state.current());
         }
         let deadline = self.deadline();
         let index = self.read_index.read_index(deadline).await?;
@@ -108,20 +109,26 @@ fn rejection(kind: witan_proto::raftpb::apply_error::Kind) -> ApiError {
 /// Whether a txn only reads, in both branches and every nested txn; such a
 /// txn is served like a read instead of going through the log.
 fn txn_is_read_only(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(_)) | None => true,
-        Some(request_op::Request::RequestTxn(nested)) => txn_is_read_only(nested),
-        Some(_) => false,
-    })
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(_)) | None => true,
+            Some(request_op::Request::RequestTxn(nested)) => txn_is_read_only(nested),
+            Some(_) => false,
+        })
 }
 
 /// Whether every range in a read-only txn is serializable.
 fn txn_is_serializable(txn: &TxnRequest) -> bool {
-    txn.success.iter().chain(&txn.failure).all(|op| match &op.request {
-        Some(request_op::Request::RequestRange(r)) => r.serializable,
-        Some(request_op::Request::RequestTxn(nested)) => txn_is_serializable(nested),
-        _ => true,
-    })
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(nested)) => txn_is_serializable(nested),
+            _ => true,
+        })
 }
 
 #[tonic::async_trait]

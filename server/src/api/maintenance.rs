@@ -29,7 +29,12 @@ pub struct MaintenanceService {
 
 impl MaintenanceService {
     /// A service reporting on this member.
-    pub fn new(metrics: Metrics, state: StateReader, header: HeaderSource, data_dir: PathBuf) -> Self {
+    pub fn new(
+        metrics: Metrics,
+        state: StateReader,
+        header: HeaderSource,
+        data_dir: PathBuf,
+    ) -> Self {
         MaintenanceService {
             metrics,
             state,
@@ -67,7 +72,11 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<StatusResponse>, Status> {
         let (leader, raft_index, raft_term, applied, is_learner) = {
             let m = self.metrics.borrow();
-            let is_learner = !m.membership_config.membership().voter_ids().any(|id| id == m.id);
+            let is_learner = !m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|id| id == m.id);
             (
                 m.current_leader.unwrap_or(0),
                 m.last_log_index.unwrap_or(0),
@@ -77,7 +86,7 @@ impl Maintenance for MaintenanceService {
             )
         };
         let mut header = Some(witan_proto::etcdserverpb::ResponseHeader {
-            revision: self.state.latest().kv.revision(),
+            revision: self.state.current().kv.revision(),
             ..Default::default()
         });
         self.header.fill(&mut header);

@@ -13,8 +13,8 @@ mod not_implemented;
 
 pub use error::ApiError;
 pub use header::HeaderSource;
-pub use maintenance::{MaintenanceService, API_VERSION};
 pub use kv::{server as kv_server, KvLimits, KvService};
+pub use maintenance::{MaintenanceService, API_VERSION};
 pub use not_implemented::{
     AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented, WatchNotImplemented,
 };

@@ -51,14 +51,9 @@ type RpcResult<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, Member, RaftError<NodeId, E>>>;
 
 impl PeerNetwork {
-    fn client(
-        &self,
-    ) -> Result<
-        raftpb::raft_transport_client::RaftTransportClient<tonic::transport::Channel>,
-        Unreachable,
-    > {
+    fn client(&self) -> Result<PeerClient, Unreachable> {
         self.peers
-            .client(&self.member)
+            .client(self.target, &self.member)
             .map_err(|e| Unreachable::new(&e))
     }
 }

@@ -48,7 +48,10 @@ pub enum PeerError {
 pub struct SenderId(MetadataValue<tonic::metadata::Ascii>);
 
 impl Interceptor for SenderId {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
         request.metadata_mut().insert(FROM_HEADER, self.0.clone());
         Ok(request)
     }
@@ -136,9 +139,11 @@ impl Peers {
                 channel
             }
         };
-        Ok(RaftTransportClient::with_interceptor(channel, self.me.clone())
-            .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES))
+        Ok(
+            RaftTransportClient::with_interceptor(channel, self.me.clone())
+                .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES),
+        )
     }
 }
 
