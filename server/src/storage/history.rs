@@ -1,0 +1,210 @@
+//! `SqliteHistory`: the stored history of every key (table `history` of
+//! `state.db`), read through a pool of read-only connections while apply
+//! writes (WAL lets both run at once).
+//!
+//! A historical read is "for each key of the range, its latest change at or
+//! below revision R, unless that change is a deletion". The SQL below finds
+//! the latest revision per key from the `(key, revision)` index alone
+//! (`GROUP BY key` over an index range scan, no table lookups), then fetches
+//! just those rows by primary key.
+
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{Row, Sqlite};
+use witan_proto::mvccpb::KeyValue;
+
+use super::error::DbError;
+use crate::mvcc::{Change, History, HistoryError, KeyRange, RangeAt};
+
+/// The latest change per key at or below `?3`, in `[?1, ?2)`; `{end}` is
+/// replaced by the upper-bound condition (or nothing for an open range).
+const LATEST: &str = "
+    SELECT key, MAX(revision) AS rev FROM history
+    WHERE key >= ?1 {end} AND revision <= ?3
+    GROUP BY key";
+
+/// Joins each key's latest revision to its row. Several changes of one key
+/// in one revision (sub-revisions) resolve to the last one.
+fn select_sql(bounded: bool) -> String {
+    format!(
+        "SELECT h.key, h.create_revision, h.revision, h.version, h.lease, h.value
+         FROM ({latest}) AS latest
+         JOIN history AS h ON h.revision = latest.rev AND h.sub = (
+             SELECT MAX(s.sub) FROM history AS s
+             WHERE s.key = latest.key AND s.revision = latest.rev)
+         WHERE h.deleted = 0
+         ORDER BY latest.key
+         LIMIT ?4",
+        latest = latest_sql(bounded),
+    )
+}
+
+fn count_sql(bounded: bool) -> String {
+    format!(
+        "SELECT COUNT(*)
+         FROM ({latest}) AS latest
+         JOIN history AS h ON h.revision = latest.rev AND h.sub = (
+             SELECT MAX(s.sub) FROM history AS s
+             WHERE s.key = latest.key AND s.revision = latest.rev)
+         WHERE h.deleted = 0",
+        latest = latest_sql(bounded),
+    )
+}
+
+fn latest_sql(bounded: bool) -> String {
+    LATEST.replace("{end}", if bounded { "AND key < ?2" } else { "" })
+}
+
+/// Reads the live keys of `range` at `revision`: at most `limit` of them
+/// (all when `None`).
+pub(crate) async fn live_keys<'c, E>(
+    conn: E,
+    range: &KeyRange,
+    revision: i64,
+    limit: Option<i64>,
+) -> Result<Vec<KeyValue>, DbError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let end = range.end();
+    let sql = select_sql(end.is_some());
+    let rows = sqlx::query(&sql)
+        .bind(range.start())
+        .bind(end)
+        .bind(revision)
+        // sqlite reads a negative limit as "no limit".
+        .bind(limit.unwrap_or(-1))
+        .fetch_all(conn)
+        .await?;
+    rows.iter().map(key_value).collect()
+}
+
+/// Counts the live keys of `range` at `revision`.
+async fn count_live<'c, E>(conn: E, range: &KeyRange, revision: i64) -> Result<i64, DbError>
+where
+    E: sqlx::Executor<'c, Database = Sqlite>,
+{
+    let end = range.end();
+    let sql = count_sql(end.is_some());
+    Ok(sqlx::query_scalar(&sql)
+        .bind(range.start())
+        .bind(end)
+        .bind(revision)
+        .fetch_one(conn)
+        .await?)
+}
+
+fn key_value(row: &SqliteRow) -> Result<KeyValue, DbError> {
+    Ok(KeyValue {
+        key: row.try_get("key")?,
+        create_revision: row.try_get("create_revision")?,
+        mod_revision: row.try_get("revision")?,
+        version: row.try_get("version")?,
+        lease: row.try_get("lease")?,
+        value: row.try_get("value")?,
+    })
+}
+
+/// Read access to the stored history, shared by apply and API readers.
+#[derive(Debug, Clone)]
+pub struct SqliteHistory {
+    pool: SqlitePool,
+}
+
+impl SqliteHistory {
+    pub(crate) fn new(pool: SqlitePool) -> Self {
+        SqliteHistory { pool }
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn range(
+        &self,
+        range: &KeyRange,
+        revision: i64,
+        limit: usize,
+    ) -> Result<RangeAt, DbError> {
+        let limit = match limit {
+            0 => None,
+            n => Some(i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?),
+        };
+        let kvs = live_keys(&self.pool, range, revision, limit).await?;
+        let returned = i64::try_from(kvs.len())
+            .map_err(|_| DbError::out_of_range("count", kvs.len() as u64))?;
+        let count = match limit {
+            Some(limit) if returned >= limit => count_live(&self.pool, range, revision).await?,
+            _ => returned,
+        };
+        Ok(RangeAt { kvs, count })
+    }
+
+    /// Every change with a revision in `[from, to]`, in revision order, at
+    /// most `limit` of them (all when 0): the catch-up feed of watchers.
+    /// `prev` is not filled in. Revisions at or below the compaction
+    /// revision are incomplete; callers check it first.
+    pub async fn changes(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Change>, HistoryError> {
+        self.changes_inner(from, to, limit)
+            .await
+            .map_err(|e| HistoryError(Box::new(e)))
+    }
+
+    async fn changes_inner(
+        &self,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<Change>, DbError> {
+        let limit = match limit {
+            0 => -1,
+            n => i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?,
+        };
+        let rows = sqlx::query(
+            "SELECT revision, sub, key, create_revision, version, lease, value, deleted
+             FROM history WHERE revision >= ? AND revision <= ?
+             ORDER BY revision, sub LIMIT ?",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let deleted: bool = row.try_get("deleted")?;
+                let mut kv = key_value(row)?;
+                if deleted {
+                    kv = KeyValue {
+                        key: kv.key,
+                        mod_revision: kv.mod_revision,
+                        ..KeyValue::default()
+                    };
+                }
+                Ok(Change {
+                    kv,
+                    sub: row.try_get("sub")?,
+                    deleted,
+                    prev: None,
+                })
+            })
+            .collect()
+    }
+}
+
+impl History for SqliteHistory {
+    async fn range_at(
+        &self,
+        range: &KeyRange,
+        revision: i64,
+        limit: usize,
+    ) -> Result<RangeAt, HistoryError> {
+        self.range(range, revision, limit)
+            .await
+            .map_err(|e| HistoryError(Box::new(e)))
+    }
+}

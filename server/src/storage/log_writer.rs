@@ -1,0 +1,213 @@
+//! The raft log's background writer: the only task that writes
+//! `raft-log.db`.
+//!
+//! `LogStore` applies every change to its in-memory tail at once (so readers
+//! see it) and queues the disk write here. The writer drains whatever is
+//! queued, writes it in one transaction (group commit: one fsync for many
+//! appends), and only then acknowledges the appends to openraft and lets the
+//! cache evict them. Operations are written in queue order, which keeps
+//! openraft's rule that log and vote I/O are serialized.
+//!
+//! After a failed write the writer refuses every later operation: memory
+//! and disk no longer agree, and openraft must stop the member.
+
+use std::sync::Arc;
+
+use prost::Message;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use super::error::{to_i64, DbError};
+use super::log_reader::LogShared;
+use super::sqlite::{self, MAX_PARAMS};
+use crate::raft::convert::{log_id_to_pb, vote_to_pb};
+use crate::raft::{LogId, TypeConfig, Vote};
+
+/// Most operations written in one transaction: bounds the latency of the
+/// first append of a large burst.
+const MAX_OPS_PER_TXN: usize = 1024;
+
+/// Queue length between `LogStore` and the writer (backpressure on raft).
+pub(crate) const QUEUE: usize = 1024;
+
+const ENTRY_COLUMNS: usize = 4;
+const INSERT_ENTRIES: &str = "raft_entries (log_index, term, leader_node, entry)";
+
+/// Meta names of the raft log database.
+pub(crate) const META_VOTE: &str = "vote";
+pub(crate) const META_COMMITTED: &str = "committed";
+pub(crate) const META_LAST_PURGED: &str = "last_purged";
+
+/// One encoded log entry, ready to insert.
+#[derive(Debug)]
+pub(crate) struct EntryRow {
+    index: i64,
+    term: i64,
+    /// The leader's node id, stored bit for bit (member ids use all 64
+    /// bits; this column is informational).
+    leader_node: i64,
+    entry: Vec<u8>,
+}
+
+impl EntryRow {
+    /// Encodes an entry in its on-disk form.
+    pub(crate) fn encode(pb: &witan_proto::raftpb::Entry, log_id: &LogId) -> Result<Self, DbError> {
+        Ok(EntryRow {
+            index: to_i64("log index", log_id.index)?,
+            term: to_i64("term", log_id.leader_id.term)?,
+            leader_node: i64::from_ne_bytes(log_id.leader_id.node_id.to_ne_bytes()),
+            entry: pb.encode_to_vec(),
+        })
+    }
+
+    /// Encoded size in bytes.
+    pub(crate) fn size(&self) -> usize {
+        self.entry.len()
+    }
+}
+
+/// A write queued for the writer.
+pub(crate) enum LogOp {
+    /// Insert entries (written by append number `seq`), then acknowledge.
+    Append {
+        rows: Vec<EntryRow>,
+        seq: u64,
+        callback: openraft::storage::LogFlushed<TypeConfig>,
+    },
+    /// Delete entries from this index on.
+    Truncate { from: u64 },
+    /// Delete entries up to this log id and remember it.
+    Purge { upto: LogId },
+    /// Store the vote.
+    SaveVote(Vote),
+    /// Store the committed log id.
+    SaveCommitted(Option<LogId>),
+    /// Reply once everything queued before is on disk.
+    Sync(oneshot::Sender<Result<(), DbError>>),
+}
+
+/// Starts the writer task over `conn`.
+pub(crate) fn spawn(conn: SqliteConnection, shared: Arc<LogShared>) -> mpsc::Sender<LogOp> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(conn, rx, shared).instrument(tracing::info_span!("raft_log_writer")));
+    tx
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: Arc<LogShared>) {
+    let mut failed: Option<Arc<DbError>> = None;
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, MAX_OPS_PER_TXN).await > 0 {
+        let result = match &failed {
+            Some(e) => Err(Arc::clone(e)),
+            None => write(&mut conn, &batch).await.map_err(|e| {
+                tracing::error!(error = %e, "writing the raft log failed; refusing further writes");
+                let e = Arc::new(e);
+                failed = Some(Arc::clone(&e));
+                e
+            }),
+        };
+        if result.is_ok() {
+            let flushed = batch.iter().filter_map(|op| match op {
+                LogOp::Append { seq, .. } => Some(*seq),
+                _ => None,
+            });
+            if let Some(seq) = flushed.max() {
+                shared.lock().flushed(seq);
+            }
+        }
+        for op in batch.drain(..) {
+            match op {
+                LogOp::Append { callback, .. } => callback.log_io_completed(
+                    result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|e| std::io::Error::other(Arc::clone(e))),
+                ),
+                LogOp::Sync(reply) => {
+                    let reply_result = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(DbError::WriterFailed(Arc::clone(e))),
+                    };
+                    // The waiter may have given up; nothing to do then.
+                    let _ = reply.send(reply_result);
+                }
+                LogOp::Truncate { .. }
+                | LogOp::Purge { .. }
+                | LogOp::SaveVote(_)
+                | LogOp::SaveCommitted(_) => {}
+            }
+        }
+    }
+    tracing::debug!("raft log writer stopped");
+}
+
+/// Writes a batch of operations in one transaction, in order.
+async fn write(conn: &mut SqliteConnection, batch: &[LogOp]) -> Result<(), DbError> {
+    let mut tx = conn.begin().await?;
+    let mut pending: Vec<&EntryRow> = Vec::new();
+    let mut committed = None;
+    for op in batch {
+        match op {
+            LogOp::Append { rows, .. } => pending.extend(rows.iter()),
+            LogOp::Truncate { from } => {
+                insert_rows(&mut tx, &mut pending).await?;
+                sqlx::query("DELETE FROM raft_entries WHERE log_index >= ?")
+                    .bind(to_i64("log index", *from)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            LogOp::Purge { upto } => {
+                insert_rows(&mut tx, &mut pending).await?;
+                sqlx::query("DELETE FROM raft_entries WHERE log_index <= ?")
+                    .bind(to_i64("log index", upto.index)?)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlite::put_meta(
+                    &mut *tx,
+                    META_LAST_PURGED,
+                    log_id_to_pb(upto).encode_to_vec(),
+                )
+                .await?;
+            }
+            LogOp::SaveVote(vote) => {
+                sqlite::put_meta(&mut *tx, META_VOTE, vote_to_pb(vote).encode_to_vec()).await?;
+            }
+            LogOp::SaveCommitted(id) => committed = Some(*id),
+            LogOp::Sync(_) => {}
+        }
+    }
+    insert_rows(&mut tx, &mut pending).await?;
+    match committed {
+        Some(Some(id)) => {
+            sqlite::put_meta(&mut *tx, META_COMMITTED, log_id_to_pb(&id).encode_to_vec()).await?;
+        }
+        Some(None) => sqlite::delete_meta(&mut *tx, META_COMMITTED).await?,
+        None => {}
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Inserts the pending rows with multi-row statements.
+async fn insert_rows(
+    conn: &mut SqliteConnection,
+    pending: &mut Vec<&EntryRow>,
+) -> Result<(), DbError> {
+    let per_statement = MAX_PARAMS / ENTRY_COLUMNS;
+    for chunk in pending.chunks(per_statement) {
+        let sql = sqlite::multi_insert(INSERT_ENTRIES, ENTRY_COLUMNS, chunk.len());
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.index)
+                .bind(row.term)
+                .bind(row.leader_node)
+                .bind(row.entry.as_slice());
+        }
+        query.execute(&mut *conn).await?;
+    }
+    pending.clear();
+    Ok(())
+}

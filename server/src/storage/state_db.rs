@@ -1,0 +1,290 @@
+//! `StateDb`: the writer side of `state.db`, the state machine's tables.
+//!
+//! Layout: `history` holds every key change (revision, sub-revision, key,
+//! create revision, version, lease, value, deleted) keyed by `(revision,
+//! sub)`, with an index on `(key, revision)` for historical reads; `meta`
+//! holds the last applied log id, the last membership (protobuf
+//! `witan.raft.v1.StoredMembership`), the current and compaction revisions,
+//! and the schema version.
+//!
+//! Invariant: `meta` and `history` change together, in one transaction, so
+//! the file always holds the state as of its last applied log id. That is
+//! what lets a plain copy of the file (`VACUUM INTO`) be a snapshot.
+
+use std::path::Path;
+
+use prost::Message;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+use witan_proto::raftpb;
+
+use super::error::DbError;
+use super::history;
+use super::sqlite::{self, Durability, MAX_PARAMS};
+use crate::mvcc::{Change, KeyRange, KvState};
+use crate::raft::convert::{
+    log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
+};
+use crate::raft::{LogId, StoredMembership};
+
+/// Version of the state machine's on-disk format (also of snapshots).
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+const TABLES: &[&str] = &[
+    "CREATE TABLE IF NOT EXISTS history (
+        revision INTEGER NOT NULL,
+        sub INTEGER NOT NULL,
+        key BLOB NOT NULL,
+        create_revision INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        lease INTEGER NOT NULL,
+        value BLOB NOT NULL,
+        deleted INTEGER NOT NULL,
+        PRIMARY KEY (revision, sub)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS history_key_revision ON history (key, revision)",
+];
+
+const META_LAST_APPLIED: &str = "last_applied";
+const META_MEMBERSHIP: &str = "membership";
+const META_REVISION: &str = "revision";
+const META_COMPACT_REVISION: &str = "compact_revision";
+
+const HISTORY_COLUMNS: usize = 8;
+const INSERT_HISTORY: &str =
+    "history (revision, sub, key, create_revision, version, lease, value, deleted)";
+
+/// What `meta` records about the state.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct StateMeta {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    /// `None` in a fresh database (nothing applied yet).
+    pub revisions: Option<Revisions>,
+}
+
+/// The current and compaction revisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Revisions {
+    pub revision: i64,
+    pub compact_revision: i64,
+}
+
+/// Everything one `apply` call changed, written in one transaction.
+#[derive(Debug)]
+pub(crate) struct AppliedBatch<'a> {
+    pub changes: &'a [Change],
+    pub last_applied: Option<LogId>,
+    pub membership: &'a StoredMembership,
+    pub revisions: Revisions,
+    /// Set when the compaction revision moved: drop what it compacted.
+    pub compact_to: Option<i64>,
+}
+
+/// The single writer connection of `state.db`.
+#[derive(Debug)]
+pub(crate) struct StateDb {
+    conn: SqliteConnection,
+}
+
+impl StateDb {
+    /// Opens (creating if missing) the state machine database.
+    pub async fn open(path: &Path) -> Result<Self, DbError> {
+        let mut conn = sqlite::open_writer(path, Durability::Normal).await?;
+        sqlite::ensure_schema(&mut conn, SCHEMA_VERSION, TABLES).await?;
+        Ok(StateDb { conn })
+    }
+
+    /// Reads `meta`.
+    pub async fn load_meta(&mut self) -> Result<StateMeta, DbError> {
+        load_meta(&mut self.conn).await
+    }
+
+    /// Rebuilds the in-memory key-value state from the stored history.
+    pub async fn load_kv(&mut self, meta: &StateMeta) -> Result<KvState, DbError> {
+        let Some(revs) = meta.revisions else {
+            return Ok(KvState::new());
+        };
+        let keys = history::live_keys(
+            &mut self.conn,
+            &KeyRange::From(Vec::new()),
+            revs.revision,
+            None,
+        )
+        .await?;
+        Ok(KvState::restore(keys, revs.revision, revs.compact_revision))
+    }
+
+    /// Writes the result of one `apply` call atomically.
+    pub async fn write(&mut self, batch: AppliedBatch<'_>) -> Result<(), DbError> {
+        let mut tx = self.conn.begin().await?;
+        let per_statement = MAX_PARAMS / HISTORY_COLUMNS;
+        for chunk in batch.changes.chunks(per_statement) {
+            let sql = sqlite::multi_insert(INSERT_HISTORY, HISTORY_COLUMNS, chunk.len());
+            let mut query = sqlx::query(&sql);
+            for change in chunk {
+                query = query
+                    .bind(change.kv.mod_revision)
+                    .bind(change.sub)
+                    .bind(change.kv.key.as_slice())
+                    .bind(change.kv.create_revision)
+                    .bind(change.kv.version)
+                    .bind(change.kv.lease)
+                    .bind(change.kv.value.as_slice())
+                    .bind(change.deleted);
+            }
+            query.execute(&mut *tx).await?;
+        }
+        if let Some(compact) = batch.compact_to {
+            compact_history(&mut tx, compact).await?;
+        }
+        write_meta(&mut tx, &batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the whole state with the one stored in the database file
+    /// `path` (a snapshot), in one transaction: a crash leaves the old state
+    /// or the new one. The file must have been checked
+    /// ([`check_snapshot_file`]).
+    pub async fn replace_with(&mut self, path: &Path) -> Result<(), DbError> {
+        let path = path
+            .to_str()
+            .ok_or_else(|| DbError::NonUtf8Path(path.to_path_buf()))?;
+        sqlx::query("ATTACH DATABASE ? AS incoming")
+            .bind(path)
+            .execute(&mut self.conn)
+            .await?;
+        let copied = copy_attached(&mut self.conn).await;
+        let detached = sqlx::query("DETACH DATABASE incoming")
+            .execute(&mut self.conn)
+            .await;
+        copied?;
+        detached?;
+        Ok(())
+    }
+}
+
+async fn copy_attached(conn: &mut SqliteConnection) -> Result<(), DbError> {
+    let mut tx = conn.begin().await?;
+    for sql in [
+        "DELETE FROM main.history",
+        "INSERT INTO main.history (revision, sub, key, create_revision, version, lease, value, deleted)
+         SELECT revision, sub, key, create_revision, version, lease, value, deleted
+         FROM incoming.history",
+        "DELETE FROM main.meta",
+        "INSERT INTO main.meta (name, value) SELECT name, value FROM incoming.meta",
+    ] {
+        sqlx::query(sql).execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// etcd's compaction rule: for each key keep its latest change at or below
+/// `compact` unless that is a deletion, and every later change.
+async fn compact_history(conn: &mut SqliteConnection, compact: i64) -> Result<(), DbError> {
+    let removed = sqlx::query(
+        "DELETE FROM history AS h
+         WHERE h.revision <= ?1
+           AND (h.deleted != 0 OR EXISTS (
+               SELECT 1 FROM history AS n
+               WHERE n.key = h.key AND n.revision <= ?1
+                 AND (n.revision > h.revision OR (n.revision = h.revision AND n.sub > h.sub))))",
+    )
+    .bind(compact)
+    .execute(&mut *conn)
+    .await?;
+    tracing::info!(
+        compact,
+        removed = removed.rows_affected(),
+        "compacted history"
+    );
+    Ok(())
+}
+
+async fn write_meta(conn: &mut SqliteConnection, batch: &AppliedBatch<'_>) -> Result<(), DbError> {
+    match &batch.last_applied {
+        Some(id) => {
+            sqlite::put_meta(
+                &mut *conn,
+                META_LAST_APPLIED,
+                log_id_to_pb(id).encode_to_vec(),
+            )
+            .await?
+        }
+        None => sqlite::delete_meta(&mut *conn, META_LAST_APPLIED).await?,
+    }
+    let membership = stored_membership_to_pb(batch.membership).encode_to_vec();
+    sqlite::put_meta(&mut *conn, META_MEMBERSHIP, membership).await?;
+    sqlite::put_meta(&mut *conn, META_REVISION, batch.revisions.revision).await?;
+    sqlite::put_meta(
+        &mut *conn,
+        META_COMPACT_REVISION,
+        batch.revisions.compact_revision,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reads the `meta` of a state database (ours or a snapshot copy).
+pub(crate) async fn load_meta(conn: &mut SqliteConnection) -> Result<StateMeta, DbError> {
+    let last_applied = match sqlite::meta_blob(&mut *conn, META_LAST_APPLIED).await? {
+        Some(blob) => Some(log_id_from_pb(&raftpb::LogId::decode(blob.as_slice())?)),
+        None => None,
+    };
+    let membership = match sqlite::meta_blob(&mut *conn, META_MEMBERSHIP).await? {
+        Some(blob) => {
+            stored_membership_from_pb(&raftpb::StoredMembership::decode(blob.as_slice())?)?
+        }
+        None => StoredMembership::default(),
+    };
+    let revision = sqlite::meta_int(&mut *conn, META_REVISION).await?;
+    let compact = sqlite::meta_int(&mut *conn, META_COMPACT_REVISION).await?;
+    let revisions = match (revision, compact) {
+        (Some(revision), Some(compact_revision)) => Some(Revisions {
+            revision,
+            compact_revision,
+        }),
+        (None, None) => None,
+        (None, Some(_)) => return Err(DbError::Missing("current revision")),
+        (Some(_), None) => return Err(DbError::Missing("compaction revision")),
+    };
+    Ok(StateMeta {
+        last_applied,
+        membership,
+        revisions,
+    })
+}
+
+/// Checks a snapshot file before it is used: sqlite's integrity check, the
+/// schema version, and that its data was taken at `expected` (its
+/// metadata's last log id). Returns what its `meta` says.
+pub(crate) async fn check_snapshot_file(
+    path: &Path,
+    expected: Option<Option<LogId>>,
+) -> Result<StateMeta, DbError> {
+    let mut conn = sqlite::open_file(path).await?;
+    let checked = async {
+        let verdict: String = sqlx::query_scalar("PRAGMA quick_check")
+            .fetch_one(&mut conn)
+            .await?;
+        if verdict != "ok" {
+            tracing::error!(path = %path.display(), %verdict, "snapshot file is corrupt");
+            return Err(DbError::SnapshotCorrupt);
+        }
+        sqlite::check_schema(&mut conn, SCHEMA_VERSION).await?;
+        let meta = load_meta(&mut conn).await?;
+        if let Some(expected) = expected {
+            if meta.last_applied != expected {
+                return Err(DbError::SnapshotMismatch {
+                    data: meta.last_applied,
+                    meta: expected,
+                });
+            }
+        }
+        Ok(meta)
+    }
+    .await;
+    conn.close().await?;
+    checked
+}
