@@ -17,24 +17,45 @@ use crate::mvcc::{Change, History, HistoryError, KeyRange, RangeAt};
 
 /// The latest change per key at or below `?3`, in `[?1, ?2)`; `{end}` is
 /// replaced by the upper-bound condition (or nothing for an open range).
+/// Reads only the `(key, revision)` index.
 const LATEST: &str = "
     SELECT key, MAX(revision) AS rev FROM history
     WHERE key >= ?1 {end} AND revision <= ?3
     GROUP BY key";
 
-/// Joins each key's latest revision to its row. Several changes of one key
-/// in one revision (sub-revisions) resolve to the last one.
-fn select_sql(bounded: bool) -> String {
+/// Resolves several changes of one key in one revision (sub-revisions) to
+/// the last one.
+const LAST_SUB: &str = "h.sub = (
+    SELECT MAX(s.sub) FROM history AS s WHERE s.key = h.key AND s.revision = h.revision)";
+
+/// Every live key of the range: the latest revisions from the index, then
+/// one primary-key lookup per key.
+fn select_all_sql(bounded: bool) -> String {
     format!(
         "SELECT h.key, h.create_revision, h.revision, h.version, h.lease, h.value
          FROM ({latest}) AS latest
-         JOIN history AS h ON h.revision = latest.rev AND h.sub = (
-             SELECT MAX(s.sub) FROM history AS s
-             WHERE s.key = latest.key AND s.revision = latest.rev)
-         WHERE h.deleted = 0
-         ORDER BY latest.key
-         LIMIT ?4",
+         JOIN history AS h ON h.revision = latest.rev AND h.key = latest.key
+         WHERE {LAST_SUB} AND h.deleted = 0
+         ORDER BY h.key",
         latest = latest_sql(bounded),
+    )
+}
+
+/// The first `?4` live keys of the range: walks the `(key, revision)` index
+/// in key order and keeps each key's latest change, so it stops after `?4`
+/// keys instead of visiting the whole range.
+fn select_limited_sql(bounded: bool) -> String {
+    format!(
+        "SELECT h.key, h.create_revision, h.revision, h.version, h.lease, h.value
+         FROM history AS h
+         WHERE h.key >= ?1 {end} AND h.revision <= ?3
+           AND h.revision = (
+               SELECT MAX(s.revision) FROM history AS s
+               WHERE s.key = h.key AND s.revision <= ?3)
+           AND {LAST_SUB} AND h.deleted = 0
+         ORDER BY h.key
+         LIMIT ?4",
+        end = if bounded { "AND h.key < ?2" } else { "" },
     )
 }
 
@@ -42,10 +63,8 @@ fn count_sql(bounded: bool) -> String {
     format!(
         "SELECT COUNT(*)
          FROM ({latest}) AS latest
-         JOIN history AS h ON h.revision = latest.rev AND h.sub = (
-             SELECT MAX(s.sub) FROM history AS s
-             WHERE s.key = latest.key AND s.revision = latest.rev)
-         WHERE h.deleted = 0",
+         JOIN history AS h ON h.revision = latest.rev AND h.key = latest.key
+         WHERE {LAST_SUB} AND h.deleted = 0",
         latest = latest_sql(bounded),
     )
 }
@@ -66,15 +85,18 @@ where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {
     let end = range.end();
-    let sql = select_sql(end.is_some());
-    let rows = sqlx::query(&sql)
+    let sql = match limit {
+        Some(_) => select_limited_sql(end.is_some()),
+        None => select_all_sql(end.is_some()),
+    };
+    let mut query = sqlx::query(&sql)
         .bind(range.start())
         .bind(end)
-        .bind(revision)
-        // sqlite reads a negative limit as "no limit".
-        .bind(limit.unwrap_or(-1))
-        .fetch_all(conn)
-        .await?;
+        .bind(revision);
+    if let Some(limit) = limit {
+        query = query.bind(limit);
+    }
+    let rows = query.fetch_all(conn).await?;
     rows.iter().map(key_value).collect()
 }
 
@@ -208,3 +230,7 @@ impl History for SqliteHistory {
             .map_err(|e| HistoryError(Box::new(e)))
     }
 }
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+pub(crate) mod tests;

@@ -285,3 +285,7 @@ pub(crate) async fn sync_file(path: &Path) -> Result<(), DbError> {
     file.sync_all().await?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

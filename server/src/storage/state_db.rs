@@ -288,3 +288,7 @@ pub(crate) async fn check_snapshot_file(
     conn.close().await?;
     checked
 }
+
+#[cfg(test)]
+#[path = "state_db_tests.rs"]
+mod tests;
