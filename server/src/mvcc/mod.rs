@@ -8,14 +8,48 @@
 //! `storage` implements over sqlite.
 //!
 //! This module knows nothing about SQL, gRPC or raft.
+//!
+//! Where things are:
+//! - `state`: `KvState` (live keys, revision, compaction revision);
+//!   `record`: what the live map keeps per key;
+//! - `apply`: one command (Put, DeleteRange, Compact), `txn`: Txn, both
+//!   writing through `write::WriteTxn` (a copy of the live map, committed
+//!   at the end, so a rejected command changes nothing);
+//! - `view`: reads at a revision (live map, pending batch changes rolled
+//!   back, or the history); `range`: Range options; `compare`: Txn compares;
+//! - `validate` / `duplicates`: request checks the API layer runs before
+//!   proposing; `lease`: where a lease table plugs in.
+//!
+//! Invariants: a command that changes nothing keeps the revision; all the
+//! writes of one command share one revision, with sub-revisions in op
+//! order; a rejection leaves the state and `changes` untouched.
 
+mod apply;
+mod compare;
+mod duplicates;
 mod error;
 mod key_range;
+mod lease;
+mod range;
+mod record;
 mod state;
+mod txn;
+mod validate;
+mod view;
+mod write;
+
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
 
 pub use error::MvccError;
 pub use key_range::KeyRange;
 pub use state::KvState;
+pub use validate::{
+    validate_delete_range, validate_put, validate_range, validate_txn, RequestError,
+    DEFAULT_MAX_TXN_OPS,
+};
 
 use std::future::Future;
 

@@ -1,39 +1,90 @@
-//! `KvState`: the live keys at the current revision, and applying commands
-//! to them. (Interface fixed; bodies are being written.)
+//! `KvState`: the live keys at the current revision (the in-memory index),
+//! the revision counters, and the entry points that apply a command and
+//! serve a Range.
+
+use std::fmt;
 
 use witan_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use witan_proto::mvccpb::KeyValue;
 use witan_proto::raftpb::{Command, CommandResponse};
 
-use super::{Change, History, HistoryError, MvccError};
+use super::range::{self, Fetch};
+use super::record::{LiveMap, Record};
+use super::view::{resolve_revision, Past};
+use super::{apply, Change, History, HistoryError, MvccError};
 
 /// The key-value state at one revision.
-#[derive(Debug, Clone, Default)]
-pub struct KvState {}
+///
+/// Cloning is O(1) (the live keys are a persistent map): the storage layer
+/// publishes clones to readers.
+#[derive(Clone, PartialEq)]
+pub struct KvState {
+    /// Every live key at `revision`, each key stored once (as the map key).
+    live: LiveMap,
+    /// The current revision.
+    revision: i64,
+    /// etcd's `compactMainRev`: the compaction revision, -1 until the
+    /// first compaction. Kept apart from "0" because etcd accepts one
+    /// compaction at revision 0 and reads at negative revisions inside a
+    /// txn depend on it.
+    first: i64,
+}
 
 impl KvState {
     /// An empty store: revision 1, nothing compacted.
     pub fn new() -> Self {
-        todo!()
+        KvState {
+            live: LiveMap::new(),
+            revision: 1,
+            first: -1,
+        }
     }
 
     /// Rebuilds the state from the live keys stored at `revision`.
     pub fn restore(
-        _keys: impl IntoIterator<Item = KeyValue>,
-        _revision: i64,
-        _compact_revision: i64,
+        keys: impl IntoIterator<Item = KeyValue>,
+        revision: i64,
+        compact_revision: i64,
     ) -> Self {
-        todo!()
+        KvState {
+            live: keys.into_iter().map(Record::from_kv).collect(),
+            revision,
+            first: if compact_revision > 0 {
+                compact_revision
+            } else {
+                -1
+            },
+        }
     }
 
     /// The current revision.
     pub fn revision(&self) -> i64 {
-        todo!()
+        self.revision
     }
 
     /// The compaction revision (0 when nothing was compacted).
     pub fn compact_revision(&self) -> i64 {
-        todo!()
+        self.first.max(0)
+    }
+
+    /// The live key `key`, if any.
+    pub fn get(&self, key: &[u8]) -> Option<KeyValue> {
+        self.live.get(key).map(|record| record.to_kv(key))
+    }
+
+    /// How many keys are live.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether no key is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Every live key, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = KeyValue> + '_ {
+        self.live.iter().map(|(key, record)| record.to_kv(key))
     }
 
     /// Applies one command. A rejection (compacted, key not found ...) is a
@@ -43,19 +94,68 @@ impl KvState {
     /// commands of the same batch (not yet in `history`).
     pub async fn apply<H: History>(
         &mut self,
-        _cmd: &Command,
-        _history: &H,
-        _changes: &mut Vec<Change>,
+        cmd: &Command,
+        history: &H,
+        changes: &mut Vec<Change>,
     ) -> Result<CommandResponse, HistoryError> {
-        todo!()
+        apply::apply(self, cmd, history, changes).await
     }
 
     /// Serves a Range request (outside a transaction) at this state.
     pub async fn range<H: History>(
         &self,
-        _req: &RangeRequest,
-        _history: &H,
+        req: &RangeRequest,
+        history: &H,
     ) -> Result<RangeResponse, MvccError> {
-        todo!()
+        let fetch = Fetch::new(req);
+        let revision = resolve_revision(fetch.revision, self.revision, self.first)?;
+        let past = Past {
+            live: &self.live,
+            revision: self.revision,
+            pending: &[],
+            history,
+        };
+        let fetched = past.range(&fetch.range, revision, fetch.limit).await?;
+        Ok(range::respond(req, fetched, self.revision))
+    }
+
+    /// The live keys.
+    pub(super) fn live(&self) -> &LiveMap {
+        &self.live
+    }
+
+    /// etcd's first readable revision: the compaction revision, -1 before
+    /// any compaction.
+    pub(super) fn first_revision(&self) -> i64 {
+        self.first
+    }
+
+    /// Replaces the live keys with the result of a command that wrote at
+    /// `revision`.
+    pub(super) fn install(&mut self, live: LiveMap, revision: i64) {
+        self.live = live;
+        self.revision = revision;
+    }
+
+    /// Moves the compaction revision (checked by the caller).
+    pub(super) fn set_compacted(&mut self, revision: i64) {
+        self.first = revision;
+    }
+}
+
+impl Default for KvState {
+    fn default() -> Self {
+        KvState::new()
+    }
+}
+
+impl fmt::Debug for KvState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The keys can be many and large: show the counters only.
+        f.debug_struct("KvState")
+            .field("revision", &self.revision)
+            .field("compact_revision", &self.first)
+            .field("keys", &self.live.len())
+            .finish()
     }
 }

@@ -1,0 +1,158 @@
+//! Applying one command (etcd's `applierV3backend`): Put, DeleteRange and
+//! Compact here, Txn in `txn`; and the Put / DeleteRange steps a Txn reuses.
+
+use bytes::Bytes;
+use witan_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
+    PutResponse, ResponseHeader,
+};
+use witan_proto::raftpb::apply_error::Kind;
+use witan_proto::raftpb::command::Op;
+use witan_proto::raftpb::command_response::Result as Outcome;
+use witan_proto::raftpb::{ApplyError, Command, CommandResponse};
+
+use super::write::WriteTxn;
+use super::{txn, Change, History, HistoryError, KeyRange, KvState, MvccError};
+
+/// Applies `cmd` to `state` (see `KvState::apply`).
+pub(super) async fn apply<H: History>(
+    state: &mut KvState,
+    cmd: &Command,
+    history: &H,
+    changes: &mut Vec<Change>,
+) -> Result<CommandResponse, HistoryError> {
+    let outcome = match &cmd.op {
+        Some(Op::Put(req)) => put(state, req, history, changes).map(Outcome::Put),
+        Some(Op::DeleteRange(req)) => {
+            delete_range(state, req, history, changes).map(Outcome::DeleteRange)
+        }
+        Some(Op::Txn(req)) => txn::apply(state, req, history, changes)
+            .await
+            .map(Outcome::Txn),
+        Some(Op::Compact(req)) => compact(state, req).map(Outcome::Compact),
+        None => {
+            // A command this version cannot decode (a newer member wrote a
+            // new kind of op): answer deterministically, change nothing.
+            tracing::warn!("applying a command with no known op");
+            return Ok(rejected(Kind::Unknown));
+        }
+    };
+    match outcome {
+        Ok(outcome) => Ok(CommandResponse {
+            result: Some(outcome),
+        }),
+        Err(MvccError::History(err)) => Err(err),
+        Err(rejection) => Ok(rejected(
+            rejection.to_apply_error().unwrap_or(Kind::Unknown),
+        )),
+    }
+}
+
+/// The response of a rejected command.
+fn rejected(kind: Kind) -> CommandResponse {
+    CommandResponse {
+        result: Some(Outcome::Error(ApplyError { kind: kind as i32 })),
+    }
+}
+
+/// A response header with only the revision set (the API layer fills in
+/// the cluster, member and term).
+pub(super) fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..ResponseHeader::default()
+    })
+}
+
+/// A Put on its own: the lease must exist, then as in a Txn.
+fn put<H: History>(
+    state: &mut KvState,
+    req: &PutRequest,
+    history: &H,
+    changes: &mut Vec<Change>,
+) -> Result<PutResponse, MvccError> {
+    state.check_lease(req.lease)?;
+    let mut tw = WriteTxn::new(state, changes, history);
+    let resp = put_op(&mut tw, req)?;
+    tw.finish().commit(state, changes);
+    Ok(resp)
+}
+
+/// A DeleteRange on its own.
+fn delete_range<H: History>(
+    state: &mut KvState,
+    req: &DeleteRangeRequest,
+    history: &H,
+    changes: &mut Vec<Change>,
+) -> Result<DeleteRangeResponse, MvccError> {
+    let mut tw = WriteTxn::new(state, changes, history);
+    let resp = delete_range_op(&mut tw, req);
+    tw.finish().commit(state, changes);
+    Ok(resp)
+}
+
+/// The Put step (lease already checked). `ignore_value` / `ignore_lease`
+/// take the value / lease of the key as the command sees it, which must
+/// exist.
+pub(super) fn put_op<H: History>(
+    tw: &mut WriteTxn<'_, H>,
+    req: &PutRequest,
+) -> Result<PutResponse, MvccError> {
+    let needs_prev = req.ignore_value || req.ignore_lease;
+    let prev = if needs_prev || req.prev_kv {
+        tw.get(&req.key)
+    } else {
+        None
+    };
+    if needs_prev && prev.is_none() {
+        return Err(MvccError::KeyNotFound);
+    }
+    let value = match &prev {
+        Some(prev) if req.ignore_value => prev.value.clone(),
+        _ => req.value.clone(),
+    };
+    let lease = match &prev {
+        Some(prev) if req.ignore_lease => prev.lease,
+        _ => req.lease,
+    };
+    let revision = tw.put(&req.key, Bytes::from(value), lease);
+    Ok(PutResponse {
+        header: header(revision),
+        prev_kv: if req.prev_kv { prev } else { None },
+    })
+}
+
+/// The DeleteRange step.
+pub(super) fn delete_range_op<H: History>(
+    tw: &mut WriteTxn<'_, H>,
+    req: &DeleteRangeRequest,
+) -> DeleteRangeResponse {
+    let range = KeyRange::new(&req.key, &req.range_end);
+    let prev_kvs = if req.prev_kv {
+        tw.get_range(&range)
+    } else {
+        Vec::new()
+    };
+    let (deleted, revision) = tw.delete_range(&range);
+    DeleteRangeResponse {
+        header: header(revision),
+        deleted,
+        prev_kvs,
+    }
+}
+
+/// Compact: moves the compaction revision (the storage layer drops the
+/// history below it). Compacting at or below the compaction revision, or
+/// beyond the current one, is rejected; `physical` changes nothing here.
+fn compact(state: &mut KvState, req: &CompactionRequest) -> Result<CompactionResponse, MvccError> {
+    if req.revision <= state.first_revision() {
+        return Err(MvccError::Compacted);
+    }
+    if req.revision > state.revision() {
+        return Err(MvccError::FutureRevision);
+    }
+    state.set_compacted(req.revision);
+    Ok(CompactionResponse {
+        header: header(state.revision()),
+    })
+}

@@ -1,0 +1,8 @@
+//! Behaviour tests of the MVCC state machine, one file per area, driven
+//! through `KvState::apply` / `KvState::range` with an in-memory history.
+
+mod history;
+mod model;
+mod range;
+mod txn;
+mod write;
