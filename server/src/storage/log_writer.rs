@@ -17,6 +17,7 @@ use prost::Message;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::error::{to_i64, DbError};
@@ -89,10 +90,14 @@ pub(crate) enum LogOp {
 }
 
 /// Starts the writer task over `conn`.
-pub(crate) fn spawn(conn: SqliteConnection, shared: Arc<LogShared>) -> mpsc::Sender<LogOp> {
+pub(crate) fn spawn(
+    conn: SqliteConnection,
+    shared: Arc<LogShared>,
+) -> (mpsc::Sender<LogOp>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(conn, rx, shared).instrument(tracing::info_span!("raft_log_writer")));
-    tx
+    let task =
+        tokio::spawn(run(conn, rx, shared).instrument(tracing::info_span!("raft_log_writer")));
+    (tx, task)
 }
 
 async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: Arc<LogShared>) {
@@ -139,6 +144,9 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: 
                 | LogOp::SaveCommitted(_) => {}
             }
         }
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the raft log failed");
     }
     tracing::debug!("raft log writer stopped");
 }

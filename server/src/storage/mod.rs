@@ -60,3 +60,6 @@ pub async fn open(data_dir: &Path) -> Result<(LogStore, StateMachineStore), Stor
     let state_machine = StateMachineStore::open(data_dir).await?;
     Ok((log, state_machine))
 }
+
+#[cfg(test)]
+mod suite_tests;

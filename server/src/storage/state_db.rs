@@ -94,6 +94,11 @@ impl StateDb {
         Ok(StateDb { conn })
     }
 
+    /// Closes the connection (sqlite checkpoints the WAL into the file).
+    pub async fn close(self) -> Result<(), DbError> {
+        Ok(self.conn.close().await?)
+    }
+
     /// Reads `meta`.
     pub async fn load_meta(&mut self) -> Result<StateMeta, DbError> {
         load_meta(&mut self.conn).await
