@@ -13,6 +13,8 @@ use sqlx::{Row, Sqlite};
 use witan_proto::mvccpb::KeyValue;
 
 use super::error::DbError;
+use super::sqlite;
+use super::state_db::META_COMPACT_REVISION;
 use crate::mvcc::{Change, History, HistoryError, KeyRange, RangeAt};
 
 /// The latest change per key at or below `?3`, in `[?1, ?2)`; `{end}` is
@@ -115,6 +117,35 @@ where
         .await?)
 }
 
+/// Refuses a read at `revision` when the stored compaction revision is
+/// above it. The caller checked its own (published) compaction revision,
+/// but a compaction applied since may already have removed what it reads.
+async fn check_not_compacted(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    revision: i64,
+) -> Result<(), DbError> {
+    let compact_revision = sqlite::meta_int(&mut **tx, META_COMPACT_REVISION)
+        .await?
+        .unwrap_or(0);
+    if revision < compact_revision {
+        return Err(DbError::CompactedDuringRead {
+            revision,
+            compact_revision,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a history read failed only because a compaction overtook it:
+/// the reader's state predates the compaction. Retrying with the current
+/// state ([`super::StateReader::current`]) gives etcd's "compacted" answer.
+pub fn compacted_during_read(e: &HistoryError) -> bool {
+    matches!(
+        e.0.downcast_ref::<DbError>(),
+        Some(DbError::CompactedDuringRead { .. })
+    )
+}
+
 fn key_value(row: &SqliteRow) -> Result<KeyValue, DbError> {
     Ok(KeyValue {
         key: row.try_get("key")?,
@@ -151,20 +182,26 @@ impl SqliteHistory {
             0 => None,
             n => Some(i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?),
         };
-        let kvs = live_keys(&self.pool, range, revision, limit).await?;
+        // One read transaction: the compaction check, the keys and the
+        // count all see the same state of the file.
+        let mut tx = self.pool.begin().await?;
+        check_not_compacted(&mut tx, revision).await?;
+        let kvs = live_keys(&mut *tx, range, revision, limit).await?;
         let returned = i64::try_from(kvs.len())
             .map_err(|_| DbError::out_of_range("count", kvs.len() as u64))?;
         let count = match limit {
-            Some(limit) if returned >= limit => count_live(&self.pool, range, revision).await?,
+            Some(limit) if returned >= limit => count_live(&mut *tx, range, revision).await?,
             _ => returned,
         };
+        tx.commit().await?;
         Ok(RangeAt { kvs, count })
     }
 
     /// Every change with a revision in `[from, to]`, in revision order, at
     /// most `limit` of them (all when 0): the catch-up feed of watchers.
-    /// `prev` is not filled in. Revisions at or below the compaction
-    /// revision are incomplete; callers check it first.
+    /// `prev` is not filled in. Fails (see [`compacted_during_read`]) when
+    /// `from` is at or below the stored compaction revision, whose changes
+    /// are no longer complete.
     pub async fn changes(
         &self,
         from: i64,
@@ -186,6 +223,9 @@ impl SqliteHistory {
             0 => -1,
             n => i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?,
         };
+        let mut tx = self.pool.begin().await?;
+        // Changes above the compaction revision are complete.
+        check_not_compacted(&mut tx, from - 1).await?;
         let rows = sqlx::query(
             "SELECT revision, sub, key, create_revision, version, lease, value, deleted
              FROM history WHERE revision >= ? AND revision <= ?
@@ -194,8 +234,9 @@ impl SqliteHistory {
         .bind(from)
         .bind(to)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|row| {
                 let deleted: bool = row.try_get("deleted")?;

@@ -192,6 +192,14 @@ async fn compaction_keeps_what_later_revisions_need() {
     .into();
     assert_eq!(before, after);
 
+    // A reader whose state predates the compaction is refused, not
+    // answered from incomplete history.
+    let err = h.range_at(&all(), 3, 0).await.unwrap_err();
+    assert!(compacted_during_read(&err), "{err}");
+    let err = h.changes(4, 6, 0).await.unwrap_err();
+    assert!(compacted_during_read(&err), "{err}");
+    assert_eq!(h.changes(5, 6, 0).await.unwrap().len(), 2);
+
     // Compacting past b's deletion drops b entirely.
     write(&mut db, &[put("d", 7, 0, 7, 1, "d1")], 7, Some(6)).await;
     assert_eq!(rows(&h).await, vec!["a@4", "c@5", "d@7"]);

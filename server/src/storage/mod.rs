@@ -31,7 +31,7 @@ mod state_machine;
 use std::path::Path;
 
 pub use error::{DbError, StorageOpenError};
-pub use history::SqliteHistory;
+pub use history::{compacted_during_read, SqliteHistory};
 pub use log_reader::LogReader;
 pub use log_store::LogStore;
 pub use reader::{AppliedState, StateMachineClosed, StateReader};

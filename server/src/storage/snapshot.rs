@@ -243,6 +243,9 @@ impl Snapshots {
         let data_path = self.dir.join(format!("{stem}{DATA_SUFFIX}"));
         let meta_path = self.dir.join(format!("{stem}{META_SUFFIX}"));
         tokio::fs::rename(&data, &data_path).await?;
+        // The data file's name must be durable before the metadata that
+        // points at it.
+        sync_dir(&self.dir).await?;
 
         let meta_tmp = temp_path(&self.dir, "meta");
         let bytes = snapshot_meta_to_pb(&meta).encode_to_vec();

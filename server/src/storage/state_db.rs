@@ -47,7 +47,7 @@ const TABLES: &[&str] = &[
 const META_LAST_APPLIED: &str = "last_applied";
 const META_MEMBERSHIP: &str = "membership";
 const META_REVISION: &str = "revision";
-const META_COMPACT_REVISION: &str = "compact_revision";
+pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
 
 const HISTORY_COLUMNS: usize = 8;
 const INSERT_HISTORY: &str =
