@@ -68,6 +68,22 @@ async fn state_survives_reopen() {
     assert_eq!(pbs(&read), pbs(&written[3..8]));
 }
 
+/// The committed id rides along with other writes; on its own it is still
+/// written when the store closes.
+#[tokio::test]
+async fn committed_id_alone_is_saved_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir, CacheLimits::default()).await;
+    store
+        .blocking_append((0..3).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    store.save_committed(Some(log_id(1, 1, 2))).await.unwrap();
+    store.close().await.unwrap();
+    let mut store = open(&dir, CacheLimits::default()).await;
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
+}
+
 #[tokio::test]
 async fn purge_past_the_end_keeps_the_purged_id_as_last() {
     let dir = tempfile::tempdir().unwrap();
