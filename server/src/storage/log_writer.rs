@@ -31,7 +31,7 @@ use crate::raft::{LogId, TypeConfig, Vote};
 const MAX_OPS_PER_TXN: usize = 1024;
 
 /// Queue length between `LogStore` and the writer (backpressure on raft).
-pub(crate) const QUEUE: usize = 1024;
+const QUEUE: usize = 1024;
 
 const ENTRY_COLUMNS: usize = 4;
 const INSERT_ENTRIES: &str = "raft_entries (log_index, term, leader_node, entry)";
