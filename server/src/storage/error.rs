@@ -68,6 +68,15 @@ pub enum DbError {
     /// sqlite's integrity check rejected a snapshot file.
     #[error("snapshot file failed sqlite's integrity check")]
     SnapshotCorrupt,
+    /// A history read at a revision that a compaction removed after the
+    /// reader checked (see `storage::compacted_during_read`).
+    #[error("revision {revision} was compacted (to {compact_revision}) during the read")]
+    CompactedDuringRead {
+        /// The revision read.
+        revision: i64,
+        /// The compaction revision found.
+        compact_revision: i64,
+    },
     /// The background raft-log writer is gone (it stopped after a failure or
     /// the runtime is shutting down).
     #[error("the raft log writer has stopped")]

@@ -13,28 +13,51 @@ use sqlx::{Row, Sqlite};
 use witan_proto::mvccpb::KeyValue;
 
 use super::error::DbError;
+use super::sqlite;
+use super::state_db::META_COMPACT_REVISION;
 use crate::mvcc::{Change, History, HistoryError, KeyRange, RangeAt};
 
 /// The latest change per key at or below `?3`, in `[?1, ?2)`; `{end}` is
 /// replaced by the upper-bound condition (or nothing for an open range).
+/// Reads only the `(key, revision)` index.
 const LATEST: &str = "
     SELECT key, MAX(revision) AS rev FROM history
     WHERE key >= ?1 {end} AND revision <= ?3
     GROUP BY key";
 
-/// Joins each key's latest revision to its row. Several changes of one key
-/// in one revision (sub-revisions) resolve to the last one.
-fn select_sql(bounded: bool) -> String {
+/// Resolves several changes of one key in one revision (sub-revisions) to
+/// the last one.
+const LAST_SUB: &str = "h.sub = (
+    SELECT MAX(s.sub) FROM history AS s WHERE s.key = h.key AND s.revision = h.revision)";
+
+/// Every live key of the range: the latest revisions from the index, then
+/// one primary-key lookup per key.
+fn select_all_sql(bounded: bool) -> String {
     format!(
         "SELECT h.key, h.create_revision, h.revision, h.version, h.lease, h.value
          FROM ({latest}) AS latest
-         JOIN history AS h ON h.revision = latest.rev AND h.sub = (
-             SELECT MAX(s.sub) FROM history AS s
-             WHERE s.key = latest.key AND s.revision = latest.rev)
-         WHERE h.deleted = 0
-         ORDER BY latest.key
-         LIMIT ?4",
+         JOIN history AS h ON h.revision = latest.rev AND h.key = latest.key
+         WHERE {LAST_SUB} AND h.deleted = 0
+         ORDER BY h.key",
         latest = latest_sql(bounded),
+    )
+}
+
+/// The first `?4` live keys of the range: walks the `(key, revision)` index
+/// in key order and keeps each key's latest change, so it stops after `?4`
+/// keys instead of visiting the whole range.
+fn select_limited_sql(bounded: bool) -> String {
+    format!(
+        "SELECT h.key, h.create_revision, h.revision, h.version, h.lease, h.value
+         FROM history AS h
+         WHERE h.key >= ?1 {end} AND h.revision <= ?3
+           AND h.revision = (
+               SELECT MAX(s.revision) FROM history AS s
+               WHERE s.key = h.key AND s.revision <= ?3)
+           AND {LAST_SUB} AND h.deleted = 0
+         ORDER BY h.key
+         LIMIT ?4",
+        end = if bounded { "AND h.key < ?2" } else { "" },
     )
 }
 
@@ -42,10 +65,8 @@ fn count_sql(bounded: bool) -> String {
     format!(
         "SELECT COUNT(*)
          FROM ({latest}) AS latest
-         JOIN history AS h ON h.revision = latest.rev AND h.sub = (
-             SELECT MAX(s.sub) FROM history AS s
-             WHERE s.key = latest.key AND s.revision = latest.rev)
-         WHERE h.deleted = 0",
+         JOIN history AS h ON h.revision = latest.rev AND h.key = latest.key
+         WHERE {LAST_SUB} AND h.deleted = 0",
         latest = latest_sql(bounded),
     )
 }
@@ -66,15 +87,18 @@ where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {
     let end = range.end();
-    let sql = select_sql(end.is_some());
-    let rows = sqlx::query(&sql)
+    let sql = match limit {
+        Some(_) => select_limited_sql(end.is_some()),
+        None => select_all_sql(end.is_some()),
+    };
+    let mut query = sqlx::query(&sql)
         .bind(range.start())
         .bind(end)
-        .bind(revision)
-        // sqlite reads a negative limit as "no limit".
-        .bind(limit.unwrap_or(-1))
-        .fetch_all(conn)
-        .await?;
+        .bind(revision);
+    if let Some(limit) = limit {
+        query = query.bind(limit);
+    }
+    let rows = query.fetch_all(conn).await?;
     rows.iter().map(key_value).collect()
 }
 
@@ -91,6 +115,35 @@ where
         .bind(revision)
         .fetch_one(conn)
         .await?)
+}
+
+/// Refuses a read at `revision` when the stored compaction revision is
+/// above it. The caller checked its own (published) compaction revision,
+/// but a compaction applied since may already have removed what it reads.
+async fn check_not_compacted(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    revision: i64,
+) -> Result<(), DbError> {
+    let compact_revision = sqlite::meta_int(&mut **tx, META_COMPACT_REVISION)
+        .await?
+        .unwrap_or(0);
+    if revision < compact_revision {
+        return Err(DbError::CompactedDuringRead {
+            revision,
+            compact_revision,
+        });
+    }
+    Ok(())
+}
+
+/// Whether a history read failed only because a compaction overtook it:
+/// the reader's state predates the compaction. Retrying with the current
+/// state ([`super::StateReader::current`]) gives etcd's "compacted" answer.
+pub fn compacted_during_read(e: &HistoryError) -> bool {
+    matches!(
+        e.0.downcast_ref::<DbError>(),
+        Some(DbError::CompactedDuringRead { .. })
+    )
 }
 
 fn key_value(row: &SqliteRow) -> Result<KeyValue, DbError> {
@@ -129,20 +182,26 @@ impl SqliteHistory {
             0 => None,
             n => Some(i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?),
         };
-        let kvs = live_keys(&self.pool, range, revision, limit).await?;
+        // One read transaction: the compaction check, the keys and the
+        // count all see the same state of the file.
+        let mut tx = self.pool.begin().await?;
+        check_not_compacted(&mut tx, revision).await?;
+        let kvs = live_keys(&mut *tx, range, revision, limit).await?;
         let returned = i64::try_from(kvs.len())
             .map_err(|_| DbError::out_of_range("count", kvs.len() as u64))?;
         let count = match limit {
-            Some(limit) if returned >= limit => count_live(&self.pool, range, revision).await?,
+            Some(limit) if returned >= limit => count_live(&mut *tx, range, revision).await?,
             _ => returned,
         };
+        tx.commit().await?;
         Ok(RangeAt { kvs, count })
     }
 
     /// Every change with a revision in `[from, to]`, in revision order, at
     /// most `limit` of them (all when 0): the catch-up feed of watchers.
-    /// `prev` is not filled in. Revisions at or below the compaction
-    /// revision are incomplete; callers check it first.
+    /// `prev` is not filled in. Fails (see [`compacted_during_read`]) when
+    /// `from` is at or below the stored compaction revision, whose changes
+    /// are no longer complete.
     pub async fn changes(
         &self,
         from: i64,
@@ -164,6 +223,9 @@ impl SqliteHistory {
             0 => -1,
             n => i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?,
         };
+        let mut tx = self.pool.begin().await?;
+        // Changes above the compaction revision are complete.
+        check_not_compacted(&mut tx, from - 1).await?;
         let rows = sqlx::query(
             "SELECT revision, sub, key, create_revision, version, lease, value, deleted
              FROM history WHERE revision >= ? AND revision <= ?
@@ -172,8 +234,9 @@ impl SqliteHistory {
         .bind(from)
         .bind(to)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
+        tx.commit().await?;
         rows.iter()
             .map(|row| {
                 let deleted: bool = row.try_get("deleted")?;
@@ -208,3 +271,7 @@ impl History for SqliteHistory {
             .map_err(|e| HistoryError(Box::new(e)))
     }
 }
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+pub(crate) mod tests;

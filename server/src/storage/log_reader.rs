@@ -46,6 +46,11 @@ impl LogShared {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Closes the read connections.
+    pub(crate) async fn close(&self) {
+        self.pool.close().await;
+    }
+
     /// Reads the entries of `range` that exist, from memory and disk.
     pub(crate) async fn read<RB: RangeBounds<u64>>(
         &self,
@@ -104,12 +109,25 @@ impl LogShared {
         Ok((entries, false))
     }
 
-    /// The log id of the stored entry at `index`, if there is one.
-    pub(crate) async fn log_id_at(&self, index: u64) -> Result<Option<LogId>, DbError> {
-        let row = sqlx::query("SELECT entry FROM raft_entries WHERE log_index = ?")
-            .bind(to_i64("log index", index)?)
-            .fetch_optional(&self.pool)
-            .await?;
+    /// The log id of the last stored entry below `index` and above
+    /// `purged`, if there is one.
+    pub(crate) async fn last_log_id_below(
+        &self,
+        index: u64,
+        purged: Option<LogId>,
+    ) -> Result<Option<LogId>, DbError> {
+        let above = match purged {
+            Some(id) => to_i64("log index", id.index)?,
+            None => -1,
+        };
+        let row = sqlx::query(
+            "SELECT entry FROM raft_entries WHERE log_index < ? AND log_index > ? \
+             ORDER BY log_index DESC LIMIT 1",
+        )
+        .bind(to_i64("log index", index)?)
+        .bind(above)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             Some(row) => Ok(Some(decode_entry(row.try_get(0)?)?.log_id)),
             None => Ok(None),

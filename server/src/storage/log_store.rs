@@ -21,6 +21,7 @@ use prost::Message;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Row;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use witan_proto::raftpb;
 
 use super::error::DbError;
@@ -47,6 +48,7 @@ const READ_CONNECTIONS: u32 = 2;
 pub struct LogStore {
     shared: Arc<LogShared>,
     writer: mpsc::Sender<LogOp>,
+    writer_task: JoinHandle<()>,
     vote: Option<Vote>,
     committed: Option<LogId>,
     /// Number of the next append (see `log_cache` for why appends are
@@ -96,10 +98,11 @@ impl LogStore {
             LogCache::new(limits, last_purged, last_log_id),
             pool,
         ));
-        let writer = log_writer::spawn(conn, Arc::clone(&shared));
+        let (writer, writer_task) = log_writer::spawn(conn, Arc::clone(&shared));
         Ok(LogStore {
             shared,
             writer,
+            writer_task,
             vote,
             committed,
             next_seq: 1,
@@ -111,6 +114,25 @@ impl LogStore {
         self.sync_inner()
             .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+
+    /// Writes what is queued, then closes the database file, waiting until
+    /// sqlite released it. Readers from `get_log_reader` fail afterwards.
+    /// (Dropping the store also closes the file, in the background.)
+    pub async fn close(self) -> Result<(), StorageError> {
+        let synced = self.sync().await;
+        let LogStore {
+            shared,
+            writer,
+            writer_task,
+            ..
+        } = self;
+        drop(writer);
+        if let Err(e) = writer_task.await {
+            tracing::warn!(error = %e, "the raft log writer task failed");
+        }
+        shared.close().await;
+        synced
     }
 
     async fn sync_inner(&self) -> Result<(), DbError> {
@@ -128,14 +150,16 @@ impl LogStore {
 
     async fn truncate_inner(&mut self, log_id: LogId) -> Result<(), DbError> {
         let lookup = self.shared.lock().truncate(log_id.index);
-        if let Some(prev) = lookup {
-            // Entries below the cache are on disk, so the new last entry is
-            // there (and no queued write touches it: it is above the
-            // committed index, which bounds purges).
-            let id = self.shared.log_id_at(prev).await?.ok_or(DbError::Missing(
-                "the log entry before the truncation point",
-            ))?;
-            self.shared.lock().set_last_log_id(Some(id));
+        if let Some(below) = lookup {
+            // Entries below the cache are on disk (and no queued write
+            // touches them: they are above the committed index, which bounds
+            // purges).
+            let purged = self.shared.lock().last_purged();
+            let id = match self.shared.last_log_id_below(below, purged).await? {
+                Some(id) => Some(id),
+                None => purged,
+            };
+            self.shared.lock().set_last_log_id(id);
         }
         self.queue(LogOp::Truncate { from: log_id.index }).await
     }
@@ -150,7 +174,16 @@ impl LogStore {
     {
         let mut rows = Vec::new();
         let mut cached = Vec::new();
+        // Entries at or below the last purged index are committed and
+        // already in a snapshot; raft's log matching makes them equal to
+        // what was purged, so there is nothing to write. (openraft's
+        // conformance suite appends such entries after a purge.)
+        let purged = self.shared.lock().last_purged().map(|p| p.index);
         for entry in entries {
+            if purged.is_some_and(|p| entry.log_id.index <= p) {
+                tracing::debug!(log_id = %entry.log_id, "skipping an append of a purged entry");
+                continue;
+            }
             let row = EntryRow::encode(&entry_to_pb(&entry), &entry.log_id)?;
             cached.push((entry, row.size()));
             rows.push(row);

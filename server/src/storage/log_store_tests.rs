@@ -68,6 +68,22 @@ async fn state_survives_reopen() {
     assert_eq!(pbs(&read), pbs(&written[3..8]));
 }
 
+/// The committed id rides along with other writes; on its own it is still
+/// written when the store closes.
+#[tokio::test]
+async fn committed_id_alone_is_saved_on_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir, CacheLimits::default()).await;
+    store
+        .blocking_append((0..3).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    store.save_committed(Some(log_id(1, 1, 2))).await.unwrap();
+    store.close().await.unwrap();
+    let mut store = open(&dir, CacheLimits::default()).await;
+    assert_eq!(store.read_committed().await.unwrap(), Some(log_id(1, 1, 2)));
+}
+
 #[tokio::test]
 async fn purge_past_the_end_keeps_the_purged_id_as_last() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,8 +104,14 @@ async fn purge_past_the_end_keeps_the_purged_id_as_last() {
     assert_eq!(state.last_purged_log_id, Some(log_id(2, 1, 9)));
     assert_eq!(state.last_log_id, Some(log_id(2, 1, 9)));
     assert!(store.try_get_log_entries(..).await.unwrap().is_empty());
-    store.blocking_append([entry(2, 10)]).await.unwrap();
-    assert_eq!(store.try_get_log_entries(..).await.unwrap().len(), 1);
+    // Purged entries are already applied and in a snapshot: appending
+    // them again writes nothing.
+    store
+        .blocking_append([entry(2, 8), entry(2, 9), entry(2, 10)])
+        .await
+        .unwrap();
+    let read = store.try_get_log_entries(..).await.unwrap();
+    assert_eq!(pbs(&read), pbs(&[entry(2, 10)]));
 }
 
 #[tokio::test]
@@ -98,6 +120,27 @@ async fn appends_must_continue_the_log() {
     let mut store = open(&dir, CacheLimits::default()).await;
     store.blocking_append([entry(1, 0)]).await.unwrap();
     assert!(store.blocking_append([entry(1, 2)]).await.is_err());
+}
+
+#[tokio::test]
+async fn truncating_everything_empties_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir, small_cache()).await;
+    store
+        .blocking_append((1..10).map(|i| entry(1, i)))
+        .await
+        .unwrap();
+    store.truncate(log_id(1, 1, 1)).await.unwrap();
+    assert_eq!(store.get_log_state().await.unwrap().last_log_id, None);
+    assert!(store.try_get_log_entries(..).await.unwrap().is_empty());
+    store.blocking_append([entry(2, 1)]).await.unwrap();
+    store.sync().await.unwrap();
+    drop(store);
+    let mut store = open(&dir, small_cache()).await;
+    assert_eq!(
+        store.get_log_state().await.unwrap().last_log_id,
+        Some(log_id(2, 1, 1))
+    );
 }
 
 /// The tail cache, the disk and a plain model agree on every range after

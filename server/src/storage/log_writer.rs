@@ -17,6 +17,7 @@ use prost::Message;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::Instrument;
 
 use super::error::{to_i64, DbError};
@@ -30,7 +31,7 @@ use crate::raft::{LogId, TypeConfig, Vote};
 const MAX_OPS_PER_TXN: usize = 1024;
 
 /// Queue length between `LogStore` and the writer (backpressure on raft).
-pub(crate) const QUEUE: usize = 1024;
+const QUEUE: usize = 1024;
 
 const ENTRY_COLUMNS: usize = 4;
 const INSERT_ENTRIES: &str = "raft_entries (log_index, term, leader_node, entry)";
@@ -89,19 +90,39 @@ pub(crate) enum LogOp {
 }
 
 /// Starts the writer task over `conn`.
-pub(crate) fn spawn(conn: SqliteConnection, shared: Arc<LogShared>) -> mpsc::Sender<LogOp> {
+pub(crate) fn spawn(
+    conn: SqliteConnection,
+    shared: Arc<LogShared>,
+) -> (mpsc::Sender<LogOp>, JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(conn, rx, shared).instrument(tracing::info_span!("raft_log_writer")));
-    tx
+    let task =
+        tokio::spawn(run(conn, rx, shared).instrument(tracing::info_span!("raft_log_writer")));
+    (tx, task)
 }
 
 async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: Arc<LogShared>) {
     let mut failed: Option<Arc<DbError>> = None;
     let mut batch = Vec::new();
+    // A committed id not written yet. openraft reports every commit
+    // advance; writing each on its own would add an fsync per commit, so it
+    // rides along with the next write (losing it in a crash only means
+    // re-applying a few entries).
+    let mut committed: Option<Option<LogId>> = None;
     while rx.recv_many(&mut batch, MAX_OPS_PER_TXN).await > 0 {
+        let mut only_committed = true;
+        for op in &batch {
+            match op {
+                LogOp::SaveCommitted(id) => committed = Some(*id),
+                _ => only_committed = false,
+            }
+        }
+        if only_committed {
+            batch.clear();
+            continue;
+        }
         let result = match &failed {
             Some(e) => Err(Arc::clone(e)),
-            None => write(&mut conn, &batch).await.map_err(|e| {
+            None => write(&mut conn, &batch, committed.take()).await.map_err(|e| {
                 tracing::error!(error = %e, "writing the raft log failed; refusing further writes");
                 let e = Arc::new(e);
                 failed = Some(Arc::clone(&e));
@@ -140,14 +161,27 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: 
             }
         }
     }
+    if let (Some(id), None) = (committed, &failed) {
+        if let Err(e) = write(&mut conn, &[], Some(id)).await {
+            tracing::warn!(error = %e, "saving the committed log id failed");
+        }
+    }
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the raft log failed");
+    }
     tracing::debug!("raft log writer stopped");
 }
 
-/// Writes a batch of operations in one transaction, in order.
-async fn write(conn: &mut SqliteConnection, batch: &[LogOp]) -> Result<(), DbError> {
+/// Writes a batch of operations in one transaction, in order, with the
+/// latest committed log id (its `SaveCommitted` operations are already
+/// folded into `committed`).
+async fn write(
+    conn: &mut SqliteConnection,
+    batch: &[LogOp],
+    committed: Option<Option<LogId>>,
+) -> Result<(), DbError> {
     let mut tx = conn.begin().await?;
     let mut pending: Vec<&EntryRow> = Vec::new();
-    let mut committed = None;
     for op in batch {
         match op {
             LogOp::Append { rows, .. } => pending.extend(rows.iter()),
@@ -174,8 +208,7 @@ async fn write(conn: &mut SqliteConnection, batch: &[LogOp]) -> Result<(), DbErr
             LogOp::SaveVote(vote) => {
                 sqlite::put_meta(&mut *tx, META_VOTE, vote_to_pb(vote).encode_to_vec()).await?;
             }
-            LogOp::SaveCommitted(id) => committed = Some(*id),
-            LogOp::Sync(_) => {}
+            LogOp::SaveCommitted(_) | LogOp::Sync(_) => {}
         }
     }
     insert_rows(&mut tx, &mut pending).await?;

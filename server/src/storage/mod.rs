@@ -31,7 +31,7 @@ mod state_machine;
 use std::path::Path;
 
 pub use error::{DbError, StorageOpenError};
-pub use history::SqliteHistory;
+pub use history::{compacted_during_read, SqliteHistory};
 pub use log_reader::LogReader;
 pub use log_store::LogStore;
 pub use reader::{AppliedState, StateMachineClosed, StateReader};
@@ -60,3 +60,6 @@ pub async fn open(data_dir: &Path) -> Result<(LogStore, StateMachineStore), Stor
     let state_machine = StateMachineStore::open(data_dir).await?;
     Ok((log, state_machine))
 }
+
+#[cfg(test)]
+mod suite_tests;

@@ -84,7 +84,7 @@ impl SnapshotStore {
                 data_files.push(path);
             }
         }
-        found.sort_by_key(|a| a.meta.last_log_id);
+        found.sort_by_key(|s| s.meta.last_log_id);
         let current = found.pop();
         if let Some(current) = &current {
             if !tokio::fs::try_exists(&current.data).await? {
@@ -243,6 +243,9 @@ impl Snapshots {
         let data_path = self.dir.join(format!("{stem}{DATA_SUFFIX}"));
         let meta_path = self.dir.join(format!("{stem}{META_SUFFIX}"));
         tokio::fs::rename(&data, &data_path).await?;
+        // The data file's name must be durable before the metadata that
+        // points at it.
+        sync_dir(&self.dir).await?;
 
         let meta_tmp = temp_path(&self.dir, "meta");
         let bytes = snapshot_meta_to_pb(&meta).encode_to_vec();
@@ -285,3 +288,7 @@ pub(crate) async fn sync_file(path: &Path) -> Result<(), DbError> {
     file.sync_all().await?;
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "snapshot_tests.rs"]
+mod tests;

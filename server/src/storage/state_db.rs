@@ -47,7 +47,7 @@ const TABLES: &[&str] = &[
 const META_LAST_APPLIED: &str = "last_applied";
 const META_MEMBERSHIP: &str = "membership";
 const META_REVISION: &str = "revision";
-const META_COMPACT_REVISION: &str = "compact_revision";
+pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
 
 const HISTORY_COLUMNS: usize = 8;
 const INSERT_HISTORY: &str =
@@ -92,6 +92,11 @@ impl StateDb {
         let mut conn = sqlite::open_writer(path, Durability::Normal).await?;
         sqlite::ensure_schema(&mut conn, SCHEMA_VERSION, TABLES).await?;
         Ok(StateDb { conn })
+    }
+
+    /// Closes the connection (sqlite checkpoints the WAL into the file).
+    pub async fn close(self) -> Result<(), DbError> {
+        Ok(self.conn.close().await?)
     }
 
     /// Reads `meta`.
@@ -288,3 +293,7 @@ pub(crate) async fn check_snapshot_file(
     conn.close().await?;
     checked
 }
+
+#[cfg(test)]
+#[path = "state_db_tests.rs"]
+mod tests;

@@ -115,6 +115,14 @@ impl StateMachineStore {
         StateReader::new(self.published.subscribe(), self.history.clone())
     }
 
+    /// Closes the database files, waiting until sqlite released them.
+    /// Readers from [`Self::reader`] fail afterwards. (Dropping the store
+    /// also closes the files, in the background.)
+    pub async fn close(self) -> Result<(), DbError> {
+        self.history.pool().close().await;
+        self.db.close().await
+    }
+
     fn publish(&self) {
         self.published.send_replace(Arc::new(AppliedState {
             last_applied: self.last_applied,
@@ -253,3 +261,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .map_err(|e| StorageError::from(StorageIOError::read_snapshot(None, &e)))
     }
 }
+
+#[cfg(test)]
+#[path = "state_machine_tests.rs"]
+mod tests;
