@@ -150,16 +150,7 @@ impl Node {
                     config.data_dir.clone(),
                 )))
                 .add_service(api::AuthNotImplemented);
-            let shutdown = wait_stop(stopped.clone());
-            servers.spawn(async move {
-                let incoming = TcpListenerStream::new(listener);
-                if let Err(err) = router
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await
-                {
-                    error!(%err, "client server failed");
-                }
-            });
+            servers.spawn(serve(router, listener, stopped.clone(), "client"));
         }
         let mut peer_addrs = Vec::new();
         for listener in peer_listeners {
@@ -181,16 +172,7 @@ impl Node {
                 .tcp_nodelay(true)
                 .add_service(service)
                 .add_optional_service(fault_injection);
-            let shutdown = wait_stop(stopped.clone());
-            servers.spawn(async move {
-                let incoming = TcpListenerStream::new(listener);
-                if let Err(err) = router
-                    .serve_with_incoming_shutdown(incoming, shutdown)
-                    .await
-                {
-                    error!(%err, "peer server failed");
-                }
-            });
+            servers.spawn(serve(router, listener, stopped.clone(), "peer"));
         }
         info!(clients = ?client_addrs, peers = ?peer_addrs, "member serving");
         Ok(Node {
@@ -294,6 +276,22 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
         addr: SocketAddr::from(([0, 0, 0, 0], 0)),
         source,
     })
+}
+
+/// Serves `router` on `listener` until the stop signal.
+async fn serve(
+    router: tonic::transport::server::Router,
+    listener: TcpListener,
+    stopped: watch::Receiver<bool>,
+    what: &'static str,
+) {
+    let incoming = TcpListenerStream::new(listener);
+    if let Err(err) = router
+        .serve_with_incoming_shutdown(incoming, wait_stop(stopped))
+        .await
+    {
+        error!(%err, what, "server failed");
+    }
 }
 
 async fn wait_stop(mut stopped: watch::Receiver<bool>) {
