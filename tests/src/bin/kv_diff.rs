@@ -199,7 +199,7 @@ async fn step(
             eprintln!("  {line}");
         }
     }
-    eprintln!("request #{n}:\n{op:#?}");
+    eprintln!("request #{n}:\n{}", elide(&format!("{op:#?}")));
     eprintln!("reference ({}):\n{r:#?}", reference.endpoint);
     eprintln!("candidate ({}):\n{c:#?}", candidate.endpoint);
     if r.canonical(op) != r || c.canonical(op) != c {
@@ -246,6 +246,24 @@ impl Coverage {
     }
 }
 
+/// Lines of a pretty-printed request kept at each end of a long dump (the
+/// 129-op txns would otherwise bury the answers under 1,300 lines).
+const DUMP_HEAD_LINES: usize = 60;
+const DUMP_TAIL_LINES: usize = 20;
+
+/// `text` with its middle lines replaced by a marker when it is long.
+fn elide(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.len() <= DUMP_HEAD_LINES + DUMP_TAIL_LINES {
+        return text.to_string();
+    }
+    let hidden = lines.len() - DUMP_HEAD_LINES - DUMP_TAIL_LINES;
+    let mut out = lines[..DUMP_HEAD_LINES].join("\n");
+    out.push_str(&format!("\n    ... {hidden} lines elided ...\n"));
+    out.push_str(&lines[lines.len() - DUMP_TAIL_LINES..].join("\n"));
+    out
+}
+
 /// A one-line gist of an answer for context lines.
 fn brief(o: &Outcome) -> String {
     match o {
@@ -267,4 +285,20 @@ async fn gen_revision(reference: &Server) -> anyhow::Result<i64> {
         ..RangeReq::default()
     });
     Ok(reference.run(&probe).await?.header_revision().unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elide_keeps_short_text_and_cuts_long_text() {
+        assert_eq!(elide("a\nb"), "a\nb");
+        let long: Vec<String> = (0..200).map(|i| i.to_string()).collect();
+        let out = elide(&long.join("\n"));
+        assert!(out.starts_with("0\n1\n"));
+        assert!(out.contains("... 120 lines elided ..."));
+        assert!(out.ends_with("198\n199"));
+        assert_eq!(out.lines().count(), DUMP_HEAD_LINES + DUMP_TAIL_LINES + 1);
+    }
 }
