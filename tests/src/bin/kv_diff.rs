@@ -97,7 +97,7 @@ async fn main() -> ExitCode {
 async fn run(args: &Args) -> anyhow::Result<Verdict> {
     let reference = Server::connect("reference", &args.reference).await?;
     let candidate = Server::connect("candidate", &args.candidate).await?;
-    let mut gen = Generator::new(args.seed, !args.no_leases);
+    let mut generator = Generator::new(args.seed, !args.no_leases);
     let mut context: VecDeque<String> = VecDeque::new();
 
     // Op #0 looks at the whole store on both sides: it must agree like any
@@ -124,13 +124,13 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
              start both empty or pass --allow-dirty"
         );
     }
-    gen.observe(&initial, &first);
+    generator.observe(&initial, &first);
 
     let mut by_kind: BTreeMap<Kind, usize> = BTreeMap::new();
     let mut errors = 0usize;
     let mut coverage = Coverage::default();
     for n in 1..=args.ops {
-        let (kind, op) = gen.next_op();
+        let (kind, op) = generator.next_op();
         let Some(answer) = step(n, &op, &reference, &candidate, &context, args).await? else {
             return Ok(Verdict::Differ);
         };
@@ -139,7 +139,7 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
             errors += 1;
         }
         coverage.tally(&answer, true);
-        gen.observe(&op, &answer);
+        generator.observe(&op, &answer);
         if context.len() == CONTEXT_OPS {
             context.pop_front();
         }
@@ -150,7 +150,7 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
         .iter()
         .map(|(k, n)| format!("{} {n}", k.name()))
         .collect();
-    let final_rev = gen_revision(&reference).await?;
+    let final_rev = current_revision(&reference).await?;
     println!(
         "kv-diff: seed {}: {} ops agree ({}; {errors} answered with an error; \
          txns succeeded/failed {}/{}; ranges returning >12 kvs {}); final revision {final_rev}",
@@ -277,7 +277,7 @@ fn brief(o: &Outcome) -> String {
 }
 
 /// The reference's current revision, for the summary line.
-async fn gen_revision(reference: &Server) -> anyhow::Result<i64> {
+async fn current_revision(reference: &Server) -> anyhow::Result<i64> {
     let probe = Op::Range(RangeReq {
         key: Bytes(vec![0]),
         range_end: Bytes(vec![0]),
