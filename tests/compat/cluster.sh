@@ -57,9 +57,17 @@ for s in socks:
 PY
     return
   fi
-  local used picked=() port tries=0
-  used=$(awk 'NR > 1 { split($2, a, ":"); print strtonum("0x" a[2]) }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -u)
+  _cluster_free_ports_proc "$n"
+}
+
+# cluster_free_ports without python3: random ports not in /proc/net/tcp{,6}.
+_cluster_free_ports_proc() {
+  local n=$1 used=" " picked=() port tries=0 _sl local_addr _rest
+  # Field 2 is local_address, "ADDR:PORT" with the port in hex.
+  while read -r _sl local_addr _rest; do
+    [[ "$local_addr" == *:* ]] || continue
+    used+="$((16#${local_addr##*:})) "
+  done < <(cat /proc/net/tcp /proc/net/tcp6 2>/dev/null)
   while [ "${#picked[@]}" -lt "$n" ]; do
     tries=$((tries + 1))
     if [ "$tries" -gt 10000 ]; then
@@ -67,7 +75,7 @@ PY
       return 1
     fi
     port=$((20000 + RANDOM % 30000))
-    if grep -qx "$port" <<<"$used" || [[ " ${picked[*]} " == *" $port "* ]]; then
+    if [[ "$used" == *" $port "* ]] || [[ " ${picked[*]} " == *" $port "* ]]; then
       continue
     fi
     picked+=("$port")
