@@ -175,6 +175,35 @@ impl Cluster {
         Ok(())
     }
 
+    /// Stops member `i` with SIGTERM and waits for it to exit, at most
+    /// `within`; returns whether it exited successfully (a clean shutdown).
+    pub async fn terminate(&mut self, i: usize, within: Duration) -> Result<bool> {
+        let Some(mut child) = self.members[i].child.take() else {
+            bail!("member {} is not running", self.members[i].name);
+        };
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -TERM failed: {status}");
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(exit) = child.try_wait()? {
+                return Ok(exit.success());
+            }
+            if Instant::now() >= deadline {
+                child.kill()?;
+                child.wait()?;
+                bail!(
+                    "member {} ignored SIGTERM for {within:?}",
+                    self.members[i].name
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Whether member `i`'s process is running.
     pub fn is_running(&self, i: usize) -> bool {
         self.members[i].child.is_some()

@@ -311,3 +311,26 @@ fn assert_unavailable(err: &etcd_client::Error) {
         other => panic!("expected a gRPC Unavailable status, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn sigterm_shuts_a_member_down_cleanly_and_it_restarts() -> Result<()> {
+    init_tracing();
+    let mut cluster = Cluster::start(
+        NODE,
+        ClusterOptions {
+            size: 1,
+            ..ClusterOptions::default()
+        },
+    )
+    .await?;
+    let mut client = cluster.client(0).await?;
+    client.put("kept", "yes", None).await?;
+    assert!(
+        cluster.terminate(0, Duration::from_secs(10)).await?,
+        "a member stopped with SIGTERM exits with success"
+    );
+    cluster.start_member(0)?;
+    cluster.wait_ready(0, Duration::from_secs(20)).await?;
+    assert_eq!(cluster.local_get(0, "kept").await?, Some(b"yes".to_vec()));
+    Ok(())
+}
