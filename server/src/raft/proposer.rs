@@ -26,7 +26,7 @@ const MAX_BATCH_COMMANDS: usize = 4096;
 const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Batches proposed but not yet applied. Past this, new commands wait in the
 /// queue and join the next (larger) batch.
-const MAX_BATCHES_IN_FLIGHT: usize = 8;
+const MAX_BATCHES_IN_FLIGHT: usize = 2;
 /// Commands waiting to be batched; senders wait when it is full.
 const QUEUE_CAPACITY: usize = 65_536;
 
