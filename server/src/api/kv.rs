@@ -22,7 +22,7 @@ use super::{ApiError, HeaderSource};
 use crate::mvcc::{self, MvccError};
 use crate::raft::proposer::Proposer;
 use crate::raft::read_index::ReadIndex;
-use crate::storage::{AppliedState, StateReader};
+use crate::storage::{self, AppliedState, StateReader};
 
 /// Request limits, as etcd's flags of the same names.
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +99,49 @@ impl KvService {
     }
 }
 
+// A compaction may overtake a read of older revisions (the history below it
+// is deleted while the read runs). Such a read runs once more on the newest
+// state, which answers with etcd's "compacted" error instead of a storage
+// failure.
+impl KvService {
+    async fn range_on(
+        &self,
+        state: Arc<AppliedState>,
+        request: &RangeRequest,
+    ) -> Result<RangeResponse, ApiError> {
+        let history = self.state.history();
+        match state.kv.range(request, history).await {
+            Err(e) if overtaken_by_compaction(&e) => {
+                Ok(self.state.current().kv.range(request, history).await?)
+            }
+            result => Ok(result?),
+        }
+    }
+
+    /// Applying a read-only txn to a copy of the state changes nothing and
+    /// gives exactly the response the log would have.
+    async fn read_only_txn_on(
+        &self,
+        state: Arc<AppliedState>,
+        command: &Command,
+    ) -> Result<witan_proto::raftpb::CommandResponse, ApiError> {
+        let history = self.state.history();
+        let mut kv = state.kv.clone();
+        match kv.apply(command, history, &mut Vec::new()).await {
+            Err(e) if storage::compacted_during_read(&e) => {
+                let mut kv = self.state.current().kv.clone();
+                let response = kv.apply(command, history, &mut Vec::new()).await;
+                response.map_err(|e| ApiError::Mvcc(MvccError::History(e)))
+            }
+            result => result.map_err(|e| ApiError::Mvcc(MvccError::History(e))),
+        }
+    }
+}
+
+fn overtaken_by_compaction(err: &MvccError) -> bool {
+    matches!(err, MvccError::History(e) if storage::compacted_during_read(e))
+}
+
 fn rejection(kind: witan_proto::raftpb::apply_error::Kind) -> ApiError {
     match MvccError::from_apply_error(kind) {
         Some(err) => ApiError::Mvcc(err),
@@ -141,11 +184,7 @@ impl Kv for KvService {
         self.check_size(&request)?;
         mvcc::validate_range(&request).map_err(ApiError::from)?;
         let state = self.readable_state(request.serializable).await?;
-        let mut response = state
-            .kv
-            .range(&request, self.state.history())
-            .await
-            .map_err(ApiError::from)?;
+        let mut response = self.range_on(state, &request).await?;
         self.header.fill(&mut response.header);
         Ok(Response::new(response))
     }
@@ -185,16 +224,10 @@ impl Kv for KvService {
         mvcc::validate_txn(&request, self.limits.max_txn_ops).map_err(ApiError::from)?;
         let applied = if txn_is_read_only(&request) {
             let state = self.readable_state(txn_is_serializable(&request)).await?;
-            // Applying a read-only txn to a copy of the state changes nothing
-            // and gives exactly the response the log would have.
-            let mut kv = state.kv.clone();
             let command = Command {
                 op: Some(Op::Txn(request)),
             };
-            let response = kv
-                .apply(&command, self.state.history(), &mut Vec::new())
-                .await
-                .map_err(|e| ApiError::Mvcc(MvccError::History(e)))?;
+            let response = self.read_only_txn_on(state, &command).await?;
             match response.result {
                 Some(Applied::Error(e)) => return Err(rejection(e.kind()).into()),
                 Some(applied) => applied,
