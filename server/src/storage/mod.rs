@@ -34,7 +34,7 @@ pub use error::{DbError, StorageOpenError};
 pub use history::{compacted_during_read, SqliteHistory};
 pub use log_reader::LogReader;
 pub use log_store::LogStore;
-pub use reader::{AppliedState, StateMachineClosed, StateReader};
+pub use reader::{AppliedChanges, AppliedState, StateMachineClosed, StateReader};
 pub use snapshot_builder::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
 

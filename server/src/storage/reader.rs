@@ -7,11 +7,25 @@
 
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::history::SqliteHistory;
-use crate::mvcc::KvState;
+use crate::mvcc::{Change, KvState};
 use crate::raft::LogId;
+
+/// The key changes one apply call committed: every change with a revision
+/// in `(prev_revision, revision]`, in order. An empty `changes` with
+/// `revision > prev_revision` means the state jumped (a snapshot was
+/// installed): the changes in between are only in the history.
+#[derive(Debug, Clone)]
+pub struct AppliedChanges {
+    /// The revision before this apply.
+    pub prev_revision: i64,
+    /// The revision after it.
+    pub revision: i64,
+    /// The changes, in revision and sub-revision order.
+    pub changes: Vec<Change>,
+}
 
 /// The state machine as of one applied log id.
 #[derive(Debug, Clone)]
@@ -32,12 +46,30 @@ pub struct StateMachineClosed;
 #[derive(Debug, Clone)]
 pub struct StateReader {
     state: watch::Receiver<Arc<AppliedState>>,
+    feed: broadcast::Sender<Arc<AppliedChanges>>,
     history: SqliteHistory,
 }
 
 impl StateReader {
-    pub(crate) fn new(state: watch::Receiver<Arc<AppliedState>>, history: SqliteHistory) -> Self {
-        StateReader { state, history }
+    pub(crate) fn new(
+        state: watch::Receiver<Arc<AppliedState>>,
+        feed: broadcast::Sender<Arc<AppliedChanges>>,
+        history: SqliteHistory,
+    ) -> Self {
+        StateReader {
+            state,
+            feed,
+            history,
+        }
+    }
+
+    /// A receiver of every apply's changes, sent after the state that
+    /// includes them is published. The channel is bounded: a receiver that
+    /// falls behind gets `Lagged` and must catch up from [`Self::history`]
+    /// (as it must for a gap between one message's `revision` and the
+    /// next one's `prev_revision`).
+    pub fn changes(&self) -> broadcast::Receiver<Arc<AppliedChanges>> {
+        self.feed.subscribe()
     }
 
     /// The latest published state.

@@ -14,16 +14,16 @@ use std::sync::Arc;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, Snapshot, StorageIOError};
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 
 use super::error::{DbError, StorageOpenError};
 use super::history::SqliteHistory;
-use super::reader::{AppliedState, StateReader};
+use super::reader::{AppliedChanges, AppliedState, StateReader};
 use super::snapshot::SnapshotStore;
 use super::snapshot_builder::SnapshotBuilder;
 use super::sqlite;
 use super::state_db::{self, AppliedBatch, Revisions, StateDb};
-use crate::mvcc::KvState;
+use crate::mvcc::{Change, KvState};
 use crate::raft::{
     Entry, EntryResponse, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -47,8 +47,13 @@ pub struct StateMachineStore {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     published: watch::Sender<Arc<AppliedState>>,
+    feed: broadcast::Sender<Arc<AppliedChanges>>,
     snapshots: Arc<SnapshotStore>,
 }
+
+/// Apply calls whose changes the feed holds for receivers that fall behind;
+/// past this they catch up from the history instead.
+const FEED_CAPACITY: usize = 1024;
 
 impl StateMachineStore {
     /// Opens the state machine in `data_dir`, recovering from the current
@@ -106,13 +111,18 @@ impl StateMachineStore {
             last_applied: meta.last_applied,
             membership: meta.membership,
             published,
+            feed: broadcast::channel(FEED_CAPACITY).0,
             snapshots: Arc::new(snapshots),
         })
     }
 
     /// A read handle for API handlers.
     pub fn reader(&self) -> StateReader {
-        StateReader::new(self.published.subscribe(), self.history.clone())
+        StateReader::new(
+            self.published.subscribe(),
+            self.feed.clone(),
+            self.history.clone(),
+        )
     }
 
     /// Closes the database files, waiting until sqlite released them.
@@ -128,6 +138,19 @@ impl StateMachineStore {
             last_applied: self.last_applied,
             kv: self.kv.clone(),
         }));
+    }
+
+    /// Sends the changes of one apply (or a jump) to the feed, after the
+    /// state including them is published. No receiver is not an error.
+    fn announce(&self, prev_revision: i64, changes: Vec<Change>) {
+        let revision = self.kv.revision();
+        if revision != prev_revision {
+            let _ = self.feed.send(Arc::new(AppliedChanges {
+                prev_revision,
+                revision,
+                changes,
+            }));
+        }
     }
 
     async fn install(&mut self, meta: &SnapshotMeta, file: tokio::fs::File) -> Result<(), DbError> {
@@ -149,10 +172,13 @@ impl StateMachineStore {
         drop(snapshots);
 
         let loaded = self.db.load_meta().await?;
+        let prev_revision = self.kv.revision();
         self.kv = self.db.load_kv(&loaded).await?;
         self.last_applied = loaded.last_applied;
         self.membership = loaded.membership;
         self.publish();
+        // A jump: feed receivers catch up on what it skipped from the history.
+        self.announce(prev_revision, Vec::new());
         Ok(())
     }
 }
@@ -217,12 +243,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             .write(batch)
             .await
             .map_err(|e| StorageError::from(StorageIOError::write_state_machine(&e)))?;
+        let prev_revision = self.kv.revision();
         self.kv = kv;
         self.last_applied = last_applied;
         if let Some(m) = membership {
             self.membership = m;
         }
         self.publish();
+        self.announce(prev_revision, changes);
         Ok(responses)
     }
 

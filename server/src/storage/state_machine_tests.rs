@@ -389,3 +389,54 @@ async fn readers_wait_for_an_index() {
     drop(sm);
     assert!(later.await.is_err(), "the store is gone");
 }
+
+#[tokio::test]
+async fn the_change_feed_carries_every_apply_in_order_and_marks_jumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path()).await;
+    let mut feed = sm.reader().changes();
+    populate(&mut sm).await;
+
+    let first = feed.recv().await.unwrap();
+    assert_eq!((first.prev_revision, first.revision), (1, 6));
+    let changes: Vec<(i64, &[u8], bool)> = first
+        .changes
+        .iter()
+        .map(|c| (c.kv.mod_revision, c.kv.key.as_slice(), c.deleted))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (2, &b"x"[..], false),
+            (3, b"y", false),
+            (4, b"x", false),
+            (5, b"y", true),
+            (6, b"z", false)
+        ]
+    );
+    assert!(feed.try_recv().is_err(), "one message per apply call");
+
+    // A snapshot install is announced as a jump with no changes.
+    let built = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = open(other_dir.path()).await;
+    let mut jumps = other.reader().changes();
+    let mut data = sm.get_current_snapshot().await.unwrap().unwrap().snapshot;
+    let mut receiving = other.begin_receiving_snapshot().await.unwrap();
+    tokio::io::copy(&mut data, &mut *receiving).await.unwrap();
+    other
+        .install_snapshot(&built.meta, receiving)
+        .await
+        .unwrap();
+    let jump = jumps.recv().await.unwrap();
+    assert_eq!(
+        (jump.prev_revision, jump.revision),
+        (1, sm.reader().current().kv.revision())
+    );
+    assert!(jump.changes.is_empty());
+}
