@@ -59,6 +59,10 @@ impl From<ApiError> for Status {
                 Code::NotFound,
                 "etcdserver: requested lease not found".into(),
             ),
+            ApiError::Mvcc(MvccError::LeaseExists) => (
+                Code::FailedPrecondition,
+                "etcdserver: lease already exists".into(),
+            ),
             ApiError::Mvcc(MvccError::History(e)) => {
                 error!(%e, "storage failure while serving a read");
                 (Code::Internal, format!("witan: storage failure: {e}"))

@@ -3,13 +3,17 @@
 
 use bytes::Bytes;
 use witan_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest,
-    PutResponse, ResponseHeader,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader,
 };
 use witan_proto::raftpb::apply_error::Kind;
 use witan_proto::raftpb::command::Op;
 use witan_proto::raftpb::command_response::Result as Outcome;
-use witan_proto::raftpb::{ApplyError, Command, CommandResponse};
+use witan_proto::raftpb::{
+    ApplyError, Command, CommandResponse, LeaseExpire, LeaseExpireResult, LeaseKeepAlive,
+    LeaseKeepAliveResult, LeaseTick, LeaseTickResult,
+};
 
 use super::write::WriteTxn;
 use super::{txn, Change, History, HistoryError, KeyRange, KvState, MvccError};
@@ -30,6 +34,15 @@ pub(super) async fn apply<H: History>(
             .await
             .map(Outcome::Txn),
         Some(Op::Compact(req)) => compact(state, req).map(Outcome::Compact),
+        Some(Op::LeaseGrant(req)) => lease_grant(state, req).map(Outcome::LeaseGrant),
+        Some(Op::LeaseRevoke(req)) => {
+            lease_revoke(state, req, history, changes).map(Outcome::LeaseRevoke)
+        }
+        Some(Op::LeaseKeepAlive(req)) => Ok(Outcome::LeaseKeepAlive(lease_keep_alive(state, req))),
+        Some(Op::LeaseTick(req)) => Ok(Outcome::LeaseTick(lease_tick(state, req))),
+        Some(Op::LeaseExpire(req)) => Ok(Outcome::LeaseExpire(lease_expire(
+            state, req, history, changes,
+        ))),
         None => {
             // A command this version cannot decode (a newer member wrote a
             // new kind of op): answer deterministically, change nothing.
@@ -155,4 +168,93 @@ fn compact(state: &mut KvState, req: &CompactionRequest) -> Result<CompactionRes
     Ok(CompactionResponse {
         header: header(state.revision()),
     })
+}
+
+/// LeaseGrant: the ID was chosen and the TTL checked before proposing.
+fn lease_grant(
+    state: &mut KvState,
+    req: &LeaseGrantRequest,
+) -> Result<LeaseGrantResponse, MvccError> {
+    state.leases_mut().grant(req.id, req.ttl)?;
+    Ok(LeaseGrantResponse {
+        header: header(state.revision()),
+        id: req.id,
+        ttl: req.ttl,
+        error: String::new(),
+    })
+}
+
+/// LeaseRevoke: deletes every key attached to the lease at one revision.
+fn lease_revoke<H: History>(
+    state: &mut KvState,
+    req: &LeaseRevokeRequest,
+    history: &H,
+    changes: &mut Vec<Change>,
+) -> Result<LeaseRevokeResponse, MvccError> {
+    if !revoke(state, req.id, history, changes) {
+        return Err(MvccError::LeaseNotFound);
+    }
+    Ok(LeaseRevokeResponse {
+        header: header(state.revision()),
+    })
+}
+
+/// Removes lease `id` and deletes its keys in one revision (none if it had
+/// no keys); false if the lease does not exist.
+fn revoke<H: History>(
+    state: &mut KvState,
+    id: i64,
+    history: &H,
+    changes: &mut Vec<Change>,
+) -> bool {
+    let Some(keys) = state.leases_mut().remove(id) else {
+        return false;
+    };
+    let mut tw = WriteTxn::new(state, changes, history);
+    for key in keys {
+        tw.delete_range(&KeyRange::Key(key.to_vec()));
+    }
+    tw.finish().commit(state, changes);
+    true
+}
+
+/// LeaseKeepAlive: a TTL per lease, 0 for one that does not exist (as etcd).
+fn lease_keep_alive(state: &mut KvState, req: &LeaseKeepAlive) -> LeaseKeepAliveResult {
+    let revision = state.revision();
+    let responses = req
+        .ids
+        .iter()
+        .map(|id| LeaseKeepAliveResponse {
+            header: header(revision),
+            id: *id,
+            ttl: state.leases_mut().keep_alive(*id).unwrap_or(0),
+        })
+        .collect();
+    LeaseKeepAliveResult { responses }
+}
+
+/// LeaseTick: advances the lease clock.
+fn lease_tick(state: &mut KvState, req: &LeaseTick) -> LeaseTickResult {
+    let elapsed = i64::try_from(req.elapsed_ms).unwrap_or(i64::MAX);
+    state.leases_mut().tick(elapsed);
+    LeaseTickResult {
+        clock_ms: state.leases().clock_ms(),
+    }
+}
+
+/// LeaseExpire: revokes each listed lease that is still expired (a
+/// keepalive may have been applied since the leader chose it).
+fn lease_expire<H: History>(
+    state: &mut KvState,
+    req: &LeaseExpire,
+    history: &H,
+    changes: &mut Vec<Change>,
+) -> LeaseExpireResult {
+    let mut revoked = Vec::new();
+    for id in &req.ids {
+        if state.leases().is_expired(*id) && revoke(state, *id, history, changes) {
+            revoked.push(*id);
+        }
+    }
+    LeaseExpireResult { revoked }
 }

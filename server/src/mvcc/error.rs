@@ -20,6 +20,9 @@ pub enum MvccError {
     /// The request names a lease that does not exist.
     #[error("requested lease not found")]
     LeaseNotFound,
+    /// A grant names a lease ID that is taken.
+    #[error("lease already exists")]
+    LeaseExists,
     /// The stored history could not be read.
     #[error(transparent)]
     History(#[from] HistoryError),
@@ -34,6 +37,7 @@ impl MvccError {
             MvccError::FutureRevision => Some(Kind::FutureRevision),
             MvccError::KeyNotFound => Some(Kind::KeyNotFound),
             MvccError::LeaseNotFound => Some(Kind::LeaseNotFound),
+            MvccError::LeaseExists => Some(Kind::LeaseExists),
             MvccError::History(_) => None,
         }
     }
@@ -46,6 +50,7 @@ impl MvccError {
             Kind::FutureRevision => Some(MvccError::FutureRevision),
             Kind::KeyNotFound => Some(MvccError::KeyNotFound),
             Kind::LeaseNotFound => Some(MvccError::LeaseNotFound),
+            Kind::LeaseExists => Some(MvccError::LeaseExists),
             Kind::Unknown => None,
         }
     }

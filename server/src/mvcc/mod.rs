@@ -29,7 +29,7 @@ mod compare;
 mod duplicates;
 mod error;
 mod key_range;
-mod lease;
+mod leases;
 mod range;
 mod record;
 mod state;
@@ -45,6 +45,7 @@ mod tests;
 
 pub use error::MvccError;
 pub use key_range::KeyRange;
+pub use leases::{Lease, LeaseInfo, LeaseTable};
 pub use state::KvState;
 pub use validate::{
     validate_delete_range, validate_put, validate_range, validate_txn, RequestError,

@@ -8,6 +8,7 @@ use witan_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use witan_proto::mvccpb::KeyValue;
 use witan_proto::raftpb::{Command, CommandResponse};
 
+use super::leases::{Lease, LeaseTable};
 use super::range::{self, Fetch};
 use super::record::{LiveMap, Record};
 use super::view::{resolve_revision, Past};
@@ -28,6 +29,8 @@ pub struct KvState {
     /// compaction at revision 0 and reads at negative revisions inside a
     /// txn depend on it.
     first: i64,
+    /// Every lease and the lease clock.
+    leases: LeaseTable,
 }
 
 impl KvState {
@@ -37,6 +40,7 @@ impl KvState {
             live: LiveMap::new(),
             revision: 1,
             first: -1,
+            leases: LeaseTable::default(),
         }
     }
 
@@ -54,7 +58,39 @@ impl KvState {
             } else {
                 -1
             },
+            leases: LeaseTable::default(),
         }
+    }
+
+    /// Adds the persisted leases and lease clock to a restored state; the
+    /// keys attached to each lease come from the live keys.
+    pub fn with_leases(
+        mut self,
+        leases: impl IntoIterator<Item = (i64, Lease)>,
+        clock_ms: i64,
+    ) -> Self {
+        let attached = self
+            .live
+            .iter()
+            .filter(|(_, record)| record.lease != 0)
+            .map(|(key, record)| (key.clone(), record.lease));
+        self.leases = LeaseTable::restore(leases, clock_ms, attached);
+        self
+    }
+
+    /// The lease table.
+    pub fn leases(&self) -> &LeaseTable {
+        &self.leases
+    }
+
+    /// The lease table, for the lease commands.
+    pub(super) fn leases_mut(&mut self) -> &mut LeaseTable {
+        &mut self.leases
+    }
+
+    /// Checks that a put may attach `lease` (0: no lease).
+    pub(super) fn check_lease(&self, lease: i64) -> Result<(), MvccError> {
+        self.leases.check(lease)
     }
 
     /// The current revision.
@@ -132,9 +168,10 @@ impl KvState {
 
     /// Replaces the live keys with the result of a command that wrote at
     /// `revision`.
-    pub(super) fn install(&mut self, live: LiveMap, revision: i64) {
+    pub(super) fn install(&mut self, live: LiveMap, revision: i64, changes: &[Change]) {
         self.live = live;
         self.revision = revision;
+        self.leases.track(changes);
     }
 
     /// Moves the compaction revision (checked by the caller).

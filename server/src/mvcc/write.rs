@@ -176,7 +176,7 @@ impl Writes {
         if self.changes.is_empty() {
             return;
         }
-        state.install(self.live, self.revision);
+        state.install(self.live, self.revision, &self.changes);
         changes.extend(self.changes);
     }
 }

@@ -58,6 +58,8 @@ pub(crate) async fn write(
             compact_revision: compact.unwrap_or(0),
         },
         compact_to: compact,
+        leases: Vec::new(),
+        lease_clock_ms: 0,
     })
     .await
     .unwrap();

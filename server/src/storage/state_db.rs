@@ -21,7 +21,7 @@ use witan_proto::raftpb;
 use super::error::DbError;
 use super::history;
 use super::sqlite::{self, Durability, MAX_PARAMS};
-use crate::mvcc::{Change, KeyRange, KvState};
+use crate::mvcc::{Change, KeyRange, KvState, Lease};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
@@ -42,12 +42,18 @@ const TABLES: &[&str] = &[
         deleted INTEGER NOT NULL,
         PRIMARY KEY (revision, sub)) WITHOUT ROWID",
     "CREATE INDEX IF NOT EXISTS history_key_revision ON history (key, revision)",
+    "CREATE TABLE IF NOT EXISTS leases (
+        id INTEGER PRIMARY KEY,
+        ttl INTEGER NOT NULL,
+        expires_at INTEGER,
+        refreshed INTEGER NOT NULL)",
 ];
 
 const META_LAST_APPLIED: &str = "last_applied";
 const META_MEMBERSHIP: &str = "membership";
 const META_REVISION: &str = "revision";
 pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
+const META_LEASE_CLOCK: &str = "lease_clock_ms";
 
 const HISTORY_COLUMNS: usize = 8;
 const INSERT_HISTORY: &str =
@@ -78,6 +84,10 @@ pub(crate) struct AppliedBatch<'a> {
     pub revisions: Revisions,
     /// Set when the compaction revision moved: drop what it compacted.
     pub compact_to: Option<i64>,
+    /// Leases created or changed (`Some`) and removed (`None`).
+    pub leases: Vec<(i64, Option<Lease>)>,
+    /// The lease clock after the batch.
+    pub lease_clock_ms: i64,
 }
 
 /// The single writer connection of `state.db`.
@@ -116,7 +126,11 @@ impl StateDb {
             None,
         )
         .await?;
-        Ok(KvState::restore(keys, revs.revision, revs.compact_revision))
+        let leases = load_leases(&mut self.conn).await?;
+        let clock = sqlite::meta_int(&mut self.conn, META_LEASE_CLOCK)
+            .await?
+            .unwrap_or(0);
+        Ok(KvState::restore(keys, revs.revision, revs.compact_revision).with_leases(leases, clock))
     }
 
     /// Writes the result of one `apply` call atomically.
@@ -142,6 +156,7 @@ impl StateDb {
         if let Some(compact) = batch.compact_to {
             compact_history(&mut tx, compact).await?;
         }
+        write_leases(&mut tx, &batch.leases).await?;
         write_meta(&mut tx, &batch).await?;
         tx.commit().await?;
         Ok(())
@@ -176,6 +191,9 @@ async fn copy_attached(conn: &mut SqliteConnection) -> Result<(), DbError> {
         "INSERT INTO main.history (revision, sub, key, create_revision, version, lease, value, deleted)
          SELECT revision, sub, key, create_revision, version, lease, value, deleted
          FROM incoming.history",
+        "DELETE FROM main.leases",
+        "INSERT INTO main.leases (id, ttl, expires_at, refreshed)
+         SELECT id, ttl, expires_at, refreshed FROM incoming.leases",
         "DELETE FROM main.meta",
         "INSERT INTO main.meta (name, value) SELECT name, value FROM incoming.meta",
     ] {
@@ -207,6 +225,55 @@ async fn compact_history(conn: &mut SqliteConnection, compact: i64) -> Result<()
     Ok(())
 }
 
+async fn write_leases(
+    conn: &mut SqliteConnection,
+    leases: &[(i64, Option<Lease>)],
+) -> Result<(), DbError> {
+    for (id, lease) in leases {
+        match lease {
+            Some(lease) => {
+                sqlx::query(
+                    "INSERT INTO leases (id, ttl, expires_at, refreshed) VALUES (?, ?, ?, ?)
+                     ON CONFLICT (id) DO UPDATE SET ttl = excluded.ttl,
+                       expires_at = excluded.expires_at, refreshed = excluded.refreshed",
+                )
+                .bind(id)
+                .bind(lease.ttl)
+                .bind(lease.expires_at)
+                .bind(lease.refreshed)
+                .execute(&mut *conn)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM leases WHERE id = ?")
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn load_leases(conn: &mut SqliteConnection) -> Result<Vec<(i64, Lease)>, DbError> {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT id, ttl, expires_at, refreshed FROM leases")
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("id")?,
+                Lease {
+                    ttl: row.try_get("ttl")?,
+                    expires_at: row.try_get("expires_at")?,
+                    refreshed: row.try_get("refreshed")?,
+                },
+            ))
+        })
+        .collect()
+}
+
 async fn write_meta(conn: &mut SqliteConnection, batch: &AppliedBatch<'_>) -> Result<(), DbError> {
     match &batch.last_applied {
         Some(id) => {
@@ -222,6 +289,7 @@ async fn write_meta(conn: &mut SqliteConnection, batch: &AppliedBatch<'_>) -> Re
     let membership = stored_membership_to_pb(batch.membership).encode_to_vec();
     sqlite::put_meta(&mut *conn, META_MEMBERSHIP, membership).await?;
     sqlite::put_meta(&mut *conn, META_REVISION, batch.revisions.revision).await?;
+    sqlite::put_meta(&mut *conn, META_LEASE_CLOCK, batch.lease_clock_ms).await?;
     sqlite::put_meta(
         &mut *conn,
         META_COMPACT_REVISION,

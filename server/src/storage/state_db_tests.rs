@@ -44,6 +44,8 @@ async fn populated(dir: &Path) -> StateDb {
             compact_revision: 0,
         },
         compact_to: None,
+        leases: Vec::new(),
+        lease_clock_ms: 0,
     })
     .await
     .unwrap();

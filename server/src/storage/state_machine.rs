@@ -23,7 +23,7 @@ use super::snapshot::SnapshotStore;
 use super::snapshot_builder::SnapshotBuilder;
 use super::sqlite;
 use super::state_db::{self, AppliedBatch, Revisions, StateDb};
-use crate::mvcc::{Change, KvState};
+use crate::mvcc::{Change, KvState, Lease};
 use crate::raft::{
     Entry, EntryResponse, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -238,6 +238,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 compact_revision: kv.compact_revision(),
             },
             compact_to,
+            leases: lease_changes(&self.kv, &kv),
+            lease_clock_ms: kv.leases().clock_ms(),
         };
         self.db
             .write(batch)
@@ -293,3 +295,21 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 #[cfg(test)]
 #[path = "state_machine_tests.rs"]
 mod tests;
+
+/// The leases `after` created, changed or removed relative to `before`
+/// (a diff of persistent maps: proportional to what changed).
+fn lease_changes(before: &KvState, after: &KvState) -> Vec<(i64, Option<Lease>)> {
+    use imbl::ordmap::DiffItem;
+    before
+        .leases()
+        .leases()
+        .diff(after.leases().leases())
+        .map(|item| match item {
+            DiffItem::Add(id, lease)
+            | DiffItem::Update {
+                new: (id, lease), ..
+            } => (*id, Some(*lease)),
+            DiffItem::Remove(id, _) => (*id, None),
+        })
+        .collect()
+}

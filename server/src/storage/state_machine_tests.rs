@@ -440,3 +440,34 @@ async fn the_change_feed_carries_every_apply_in_order_and_marks_jumps() {
     );
     assert!(jump.changes.is_empty());
 }
+
+#[tokio::test]
+async fn leases_and_the_lease_clock_survive_a_reopen() {
+    use witan_proto::etcdserverpb::LeaseGrantRequest;
+    use witan_proto::raftpb::LeaseTick;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = open(dir.path()).await;
+    let grant = Command {
+        op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 9 })),
+    };
+    let tick = Command {
+        op: Some(Op::LeaseTick(LeaseTick { elapsed_ms: 1_234 })),
+    };
+    let mut leased = put("held", "v");
+    if let Some(Op::Put(p)) = &mut leased.op {
+        p.lease = 9;
+    }
+    sm.apply([normal(1, vec![grant, leased]), normal(2, vec![tick])])
+        .await
+        .unwrap();
+    let before = sm.reader().current().kv.clone();
+    assert_eq!(before.leases().clock_ms(), 1_234);
+    sm.close().await.unwrap();
+
+    let sm = open(dir.path()).await;
+    let after = sm.reader().current().kv.clone();
+    assert_eq!(after.leases(), before.leases());
+    let info = after.leases().info(9).unwrap();
+    assert_eq!((info.ttl, info.remaining_ms), (30, 30_000));
+    assert_eq!(info.keys, [b"held".to_vec()]);
+}

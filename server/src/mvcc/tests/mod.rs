@@ -2,6 +2,7 @@
 //! through `KvState::apply` / `KvState::range` with an in-memory history.
 
 mod history;
+mod leases;
 mod model;
 mod range;
 mod txn;
