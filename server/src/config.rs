@@ -125,6 +125,11 @@ pub struct Config {
     #[arg(long, env = "WITAN_REQUEST_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
     pub request_timeout: Duration,
 
+    /// How often the leader advances the replicated lease clock (and so how
+    /// precisely leases expire; see docs/LEASES.md).
+    #[arg(long, env = "WITAN_LEASE_TICK_INTERVAL", value_parser = humantime::parse_duration, default_value = "250ms")]
+    pub lease_tick_interval: Duration,
+
     /// Applied log entries between two raft snapshots (which allow the log
     /// to be truncated).
     #[arg(long, env = "WITAN_SNAPSHOT_COUNT", default_value_t = 10000)]

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod lease;
 pub mod mvcc;
 pub mod node;
 pub mod raft;

@@ -12,12 +12,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 use tracing::{error, info, warn};
+use witan_proto::etcdserverpb::lease_server::LeaseServer;
 use witan_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use witan_proto::raftpb::fault_injection_server::FaultInjectionServer;
 use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
 
-use crate::api::{self, HeaderSource, KvLimits, KvService};
+use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
 use crate::config::{ClusterState, Config, ConfigError};
+use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
 use crate::raft::network::NetworkFactory;
 use crate::raft::peers::{Faults, Peers, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::proposer::Proposer;
@@ -65,6 +67,7 @@ pub enum StartError {
 pub struct Node {
     id: NodeId,
     raft: Raft,
+    lessor: Lessor,
     stop: watch::Sender<bool>,
     servers: JoinSet<()>,
     client_addrs: Vec<SocketAddr>,
@@ -123,25 +126,39 @@ impl Node {
         let limits = KvLimits {
             max_request_bytes: config.max_request_bytes,
             max_txn_ops: config.max_txn_ops,
+        };
+        let core = ApiCore {
+            proposer: proposer.clone(),
+            read_index: read_index.clone(),
+            state: state.clone(),
+            header: header.clone(),
             request_timeout: config.request_timeout,
         };
+
+        let lessor = Lessor::start(
+            id,
+            raft.metrics(),
+            proposer.writer().clone(),
+            state.clone(),
+            LessorSettings {
+                tick_interval: config.lease_tick_interval,
+                request_timeout: config.request_timeout,
+            },
+        );
 
         let (stop, stopped) = watch::channel(false);
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
         for listener in client_listeners {
             client_addrs.push(local_addr(&listener)?);
-            let kv = KvService::new(
-                proposer.clone(),
-                read_index.clone(),
-                state.clone(),
-                header.clone(),
-                limits,
-            );
+            let kv = KvService::new(core.clone(), limits);
             let router = tonic::transport::Server::builder()
                 .add_service(api::kv_server(kv))
                 .add_service(api::WatchNotImplemented)
-                .add_service(api::LeaseNotImplemented)
+                .add_service(LeaseServer::new(api::LeaseService::new(
+                    core.clone(),
+                    min_lease_ttl(config.election_timeout),
+                )))
                 .add_service(api::ClusterNotImplemented)
                 .add_service(MaintenanceServer::new(api::MaintenanceService::new(
                     raft.metrics(),
@@ -178,6 +195,7 @@ impl Node {
         Ok(Node {
             id,
             raft,
+            lessor,
             stop,
             servers,
             client_addrs,
@@ -209,6 +227,7 @@ impl Node {
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
         while self.servers.join_next().await.is_some() {}
+        self.lessor.stop().await;
         if let Err(err) = self.raft.shutdown().await {
             warn!(%err, "raft did not shut down cleanly");
         }

@@ -6,10 +6,8 @@
 //! applied state at once (and may be stale, as etcd documents).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use prost::Message;
-use tokio::time::Instant;
 use tonic::{Request, Response, Status};
 use witan_proto::etcdserverpb::{
     self, kv_server::Kv, request_op, CompactionRequest, CompactionResponse, DeleteRangeRequest,
@@ -18,11 +16,10 @@ use witan_proto::etcdserverpb::{
 };
 use witan_proto::raftpb::{command::Op, command_response::Result as Applied, Command};
 
-use super::{ApiError, HeaderSource};
+use super::core::{self, ApiCore};
+use super::ApiError;
 use crate::mvcc::{self, MvccError};
-use crate::raft::proposer::Proposer;
-use crate::raft::read_index::ReadIndex;
-use crate::storage::{self, AppliedState, StateReader};
+use crate::storage::{self, AppliedState};
 
 /// Request limits, as etcd's flags of the same names.
 #[derive(Debug, Clone, Copy)]
@@ -31,39 +28,18 @@ pub struct KvLimits {
     pub max_request_bytes: usize,
     /// `--max-txn-ops`.
     pub max_txn_ops: usize,
-    /// How long a request may wait for raft.
-    pub request_timeout: Duration,
 }
 
 /// The KV service of one member.
 pub struct KvService {
-    proposer: Proposer,
-    read_index: ReadIndex,
-    state: StateReader,
-    header: HeaderSource,
+    core: ApiCore,
     limits: KvLimits,
 }
 
 impl KvService {
     /// A KV service over the member's write path, read barrier and state.
-    pub fn new(
-        proposer: Proposer,
-        read_index: ReadIndex,
-        state: StateReader,
-        header: HeaderSource,
-        limits: KvLimits,
-    ) -> Self {
-        KvService {
-            proposer,
-            read_index,
-            state,
-            header,
-            limits,
-        }
-    }
-
-    fn deadline(&self) -> Instant {
-        Instant::now() + self.limits.request_timeout
+    pub fn new(core: ApiCore, limits: KvLimits) -> Self {
+        KvService { core, limits }
     }
 
     fn check_size(&self, request: &impl Message) -> Result<(), ApiError> {
@@ -71,31 +47,6 @@ impl KvService {
             return Err(ApiError::RequestTooLarge);
         }
         Ok(())
-    }
-
-    /// Proposes a write and returns what applying it produced.
-    async fn write(&self, op: Op) -> Result<Applied, ApiError> {
-        let command = Command { op: Some(op) };
-        let response = self.proposer.propose(command, self.deadline()).await?;
-        match response.result {
-            Some(Applied::Error(e)) => Err(rejection(e.kind())),
-            Some(applied) => Ok(applied),
-            None => Err(ApiError::UnexpectedResponse("empty command response")),
-        }
-    }
-
-    /// The applied state a read may use: after the read barrier unless the
-    /// request asked for a serializable read.
-    async fn readable_state(&self, serializable: bool) -> Result<Arc<AppliedState>, ApiError> {
-        if serializable {
-            return Ok(self.state.current());
-        }
-        let deadline = self.deadline();
-        let index = self.read_index.read_index(deadline).await?;
-        tokio::time::timeout_at(deadline, self.state.wait_applied(index))
-            .await
-            .map_err(|_| ApiError::ApplyTimeout)?
-            .map_err(|_| ApiError::Propose(crate::raft::proposer::ProposeError::Stopped))
     }
 }
 
@@ -109,10 +60,10 @@ impl KvService {
         state: Arc<AppliedState>,
         request: &RangeRequest,
     ) -> Result<RangeResponse, ApiError> {
-        let history = self.state.history();
+        let history = self.core.state.history();
         match state.kv.range(request, history).await {
             Err(e) if overtaken_by_compaction(&e) => {
-                Ok(self.state.current().kv.range(request, history).await?)
+                Ok(self.core.state.current().kv.range(request, history).await?)
             }
             result => Ok(result?),
         }
@@ -125,11 +76,11 @@ impl KvService {
         state: Arc<AppliedState>,
         command: &Command,
     ) -> Result<witan_proto::raftpb::CommandResponse, ApiError> {
-        let history = self.state.history();
+        let history = self.core.state.history();
         let mut kv = state.kv.clone();
         match kv.apply(command, history, &mut Vec::new()).await {
             Err(e) if storage::compacted_during_read(&e) => {
-                let mut kv = self.state.current().kv.clone();
+                let mut kv = self.core.state.current().kv.clone();
                 let response = kv.apply(command, history, &mut Vec::new()).await;
                 response.map_err(|e| ApiError::Mvcc(MvccError::History(e)))
             }
@@ -140,13 +91,6 @@ impl KvService {
 
 fn overtaken_by_compaction(err: &MvccError) -> bool {
     matches!(err, MvccError::History(e) if storage::compacted_during_read(e))
-}
-
-fn rejection(kind: witan_proto::raftpb::apply_error::Kind) -> ApiError {
-    match MvccError::from_apply_error(kind) {
-        Some(err) => ApiError::Mvcc(err),
-        None => ApiError::UnexpectedResponse("unknown apply error"),
-    }
 }
 
 /// Whether a txn only reads, in both branches and every nested txn; such a
@@ -183,9 +127,9 @@ impl Kv for KvService {
         let request = request.into_inner();
         self.check_size(&request)?;
         mvcc::validate_range(&request).map_err(ApiError::from)?;
-        let state = self.readable_state(request.serializable).await?;
+        let state = self.core.readable_state(request.serializable).await?;
         let mut response = self.range_on(state, &request).await?;
-        self.header.fill(&mut response.header);
+        self.core.header.fill(&mut response.header);
         Ok(Response::new(response))
     }
 
@@ -193,9 +137,9 @@ impl Kv for KvService {
         let request = request.into_inner();
         self.check_size(&request)?;
         mvcc::validate_put(&request).map_err(ApiError::from)?;
-        match self.write(Op::Put(request)).await? {
+        match self.core.write(Op::Put(request)).await? {
             Applied::Put(mut response) => {
-                self.header.fill(&mut response.header);
+                self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))
             }
             _ => Err(ApiError::UnexpectedResponse("put answered with another kind").into()),
@@ -209,9 +153,9 @@ impl Kv for KvService {
         let request = request.into_inner();
         self.check_size(&request)?;
         mvcc::validate_delete_range(&request).map_err(ApiError::from)?;
-        match self.write(Op::DeleteRange(request)).await? {
+        match self.core.write(Op::DeleteRange(request)).await? {
             Applied::DeleteRange(mut response) => {
-                self.header.fill(&mut response.header);
+                self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))
             }
             _ => Err(ApiError::UnexpectedResponse("delete answered with another kind").into()),
@@ -223,22 +167,25 @@ impl Kv for KvService {
         self.check_size(&request)?;
         mvcc::validate_txn(&request, self.limits.max_txn_ops).map_err(ApiError::from)?;
         let applied = if txn_is_read_only(&request) {
-            let state = self.readable_state(txn_is_serializable(&request)).await?;
+            let state = self
+                .core
+                .readable_state(txn_is_serializable(&request))
+                .await?;
             let command = Command {
                 op: Some(Op::Txn(request)),
             };
             let response = self.read_only_txn_on(state, &command).await?;
             match response.result {
-                Some(Applied::Error(e)) => return Err(rejection(e.kind()).into()),
+                Some(Applied::Error(e)) => return Err(core::rejection(e.kind()).into()),
                 Some(applied) => applied,
                 None => return Err(ApiError::UnexpectedResponse("empty txn response").into()),
             }
         } else {
-            self.write(Op::Txn(request)).await?
+            self.core.write(Op::Txn(request)).await?
         };
         match applied {
             Applied::Txn(mut response) => {
-                self.header.fill(&mut response.header);
+                self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))
             }
             _ => Err(ApiError::UnexpectedResponse("txn answered with another kind").into()),
@@ -250,9 +197,9 @@ impl Kv for KvService {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         let request = request.into_inner();
-        match self.write(Op::Compact(request)).await? {
+        match self.core.write(Op::Compact(request)).await? {
             Applied::Compact(mut response) => {
-                self.header.fill(&mut response.header);
+                self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))
             }
             _ => Err(ApiError::UnexpectedResponse("compact answered with another kind").into()),

@@ -5,16 +5,18 @@
 //!
 //! Only this module (and `raft`'s transport) knows about tonic.
 
+mod core;
 mod error;
 mod header;
 mod kv;
+mod lease;
 mod maintenance;
 mod not_implemented;
 
+pub use self::core::ApiCore;
 pub use error::ApiError;
 pub use header::HeaderSource;
 pub use kv::{server as kv_server, KvLimits, KvService};
+pub use lease::LeaseService;
 pub use maintenance::{MaintenanceService, API_VERSION};
-pub use not_implemented::{
-    AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented, WatchNotImplemented,
-};
+pub use not_implemented::{AuthNotImplemented, ClusterNotImplemented, WatchNotImplemented};

@@ -45,12 +45,6 @@ not_implemented_service!(
     "watches arrive with the leases and watches work"
 );
 not_implemented_service!(
-    /// `etcdserverpb.Lease`, until leases are implemented.
-    LeaseNotImplemented,
-    "etcdserverpb.Lease",
-    "leases arrive with the leases and watches work"
-);
-not_implemented_service!(
     /// `etcdserverpb.Cluster`, until membership changes are implemented.
     ClusterNotImplemented,
     "etcdserverpb.Cluster",

@@ -1,0 +1,72 @@
+//! What every client service shares: proposing a command through raft,
+//! reading the applied state behind the linearizable read barrier, and the
+//! response header.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use witan_proto::raftpb::{command::Op, command_response::Result as Applied, Command};
+
+use super::{ApiError, HeaderSource};
+use crate::mvcc::MvccError;
+use crate::raft::proposer::{ProposeError, Proposer};
+use crate::raft::read_index::ReadIndex;
+use crate::storage::{AppliedState, StateReader};
+
+/// The member's write path, read barrier and state, as the services use
+/// them. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiCore {
+    /// Proposes commands (forwarding to the leader as needed).
+    pub proposer: Proposer,
+    /// The linearizable read barrier.
+    pub read_index: ReadIndex,
+    /// The applied state and its history.
+    pub state: StateReader,
+    /// Fills response headers.
+    pub header: HeaderSource,
+    /// How long a request may wait for raft.
+    pub request_timeout: Duration,
+}
+
+impl ApiCore {
+    /// The deadline of a request starting now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.request_timeout
+    }
+
+    /// Proposes a write and returns what applying it produced; a
+    /// deterministic rejection becomes its error.
+    pub async fn write(&self, op: Op) -> Result<Applied, ApiError> {
+        let command = Command { op: Some(op) };
+        let response = self.proposer.propose(command, self.deadline()).await?;
+        match response.result {
+            Some(Applied::Error(e)) => Err(rejection(e.kind())),
+            Some(applied) => Ok(applied),
+            None => Err(ApiError::UnexpectedResponse("empty command response")),
+        }
+    }
+
+    /// The applied state a read may use: after the read barrier unless the
+    /// request asked for a serializable read.
+    pub async fn readable_state(&self, serializable: bool) -> Result<Arc<AppliedState>, ApiError> {
+        if serializable {
+            return Ok(self.state.current());
+        }
+        let deadline = self.deadline();
+        let index = self.read_index.read_index(deadline).await?;
+        tokio::time::timeout_at(deadline, self.state.wait_applied(index))
+            .await
+            .map_err(|_| ApiError::ApplyTimeout)?
+            .map_err(|_| ApiError::Propose(ProposeError::Stopped))
+    }
+}
+
+/// The error a replicated rejection stands for.
+pub fn rejection(kind: witan_proto::raftpb::apply_error::Kind) -> ApiError {
+    match MvccError::from_apply_error(kind) {
+        Some(err) => ApiError::Mvcc(err),
+        None => ApiError::UnexpectedResponse("unknown apply error"),
+    }
+}

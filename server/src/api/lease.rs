@@ -1,0 +1,197 @@
+//! `etcdserverpb.Lease`: LeaseGrant, LeaseRevoke, LeaseKeepAlive (a stream),
+//! LeaseTimeToLive, LeaseLeases.
+//!
+//! Grants, revokes and keepalives are replicated commands (sent to the
+//! leader from any member); a keepalive is answered only once applied, so
+//! an acknowledged keepalive survives a leader change. Time-to-live and the
+//! lease list are reads behind the linearizable read barrier.
+
+use std::pin::Pin;
+
+use futures::{Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::debug;
+use witan_proto::etcdserverpb::{
+    lease_server::Lease, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest,
+    LeaseKeepAliveResponse, LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    ResponseHeader,
+};
+use witan_proto::raftpb::command::Op;
+use witan_proto::raftpb::command_response::Result as Applied;
+use witan_proto::raftpb::LeaseKeepAlive;
+
+use super::{ApiCore, ApiError};
+use crate::lease::MAX_LEASE_TTL;
+use crate::mvcc::MvccError;
+
+/// Keepalive responses buffered per stream before the sender waits.
+const KEEPALIVE_BUFFER: usize = 64;
+/// Attempts at picking a free lease ID for a grant without one.
+const ID_ATTEMPTS: usize = 8;
+
+/// The Lease service of one member.
+pub struct LeaseService {
+    core: ApiCore,
+    min_ttl: i64,
+}
+
+impl LeaseService {
+    /// A Lease service; TTLs below `min_ttl` seconds are raised to it.
+    pub fn new(core: ApiCore, min_ttl: i64) -> Self {
+        LeaseService { core, min_ttl }
+    }
+}
+
+/// A random positive lease ID (etcd's IDs are positive int64).
+fn random_id() -> i64 {
+    let id = (uuid::Uuid::new_v4().as_u128() as u64) >> 1;
+    i64::try_from(id).unwrap_or(i64::MAX).max(1)
+}
+
+fn unexpected() -> Status {
+    ApiError::UnexpectedResponse("lease command answered with another kind").into()
+}
+
+/// Answers one keepalive through the write path.
+async fn keep_alive(core: &ApiCore, id: i64) -> Result<LeaseKeepAliveResponse, ApiError> {
+    let op = Op::LeaseKeepAlive(LeaseKeepAlive { ids: vec![id] });
+    match core.write(op).await? {
+        Applied::LeaseKeepAlive(mut result) => {
+            let mut response = result
+                .responses
+                .pop()
+                .ok_or(ApiError::UnexpectedResponse("empty keepalive result"))?;
+            core.header.fill(&mut response.header);
+            Ok(response)
+        }
+        _ => Err(ApiError::UnexpectedResponse(
+            "keepalive answered with another kind",
+        )),
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        let request = request.into_inner();
+        if request.ttl > MAX_LEASE_TTL {
+            return Err(Status::out_of_range("etcdserver: too large lease TTL"));
+        }
+        let ttl = request.ttl.max(self.min_ttl);
+        let chosen = request.id != 0;
+        for _ in 0..ID_ATTEMPTS {
+            let id = if chosen { request.id } else { random_id() };
+            let op = Op::LeaseGrant(LeaseGrantRequest { ttl, id });
+            match self.core.write(op).await {
+                Ok(Applied::LeaseGrant(mut response)) => {
+                    self.core.header.fill(&mut response.header);
+                    return Ok(Response::new(response));
+                }
+                Ok(_) => return Err(unexpected()),
+                // A generated ID that happens to be taken: the refused grant
+                // changed nothing, so another ID may be tried.
+                Err(ApiError::Mvcc(MvccError::LeaseExists)) if !chosen => continue,
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Err(ApiError::Mvcc(MvccError::LeaseExists).into())
+    }
+
+    async fn lease_revoke(
+        &self,
+        request: Request<LeaseRevokeRequest>,
+    ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let op = Op::LeaseRevoke(request.into_inner());
+        match self.core.write(op).await? {
+            Applied::LeaseRevoke(mut response) => {
+                self.core.header.fill(&mut response.header);
+                Ok(Response::new(response))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (tx, rx) = mpsc::channel(KEEPALIVE_BUFFER);
+        let core = self.core.clone();
+        tokio::spawn(async move {
+            while let Some(next) = incoming.next().await {
+                let answer = match next {
+                    Ok(request) => keep_alive(&core, request.id).await.map_err(Status::from),
+                    Err(status) => {
+                        debug!(%status, "keepalive stream ended by the client");
+                        return;
+                    }
+                };
+                if tx.send(answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let request = request.into_inner();
+        let state = self.core.readable_state(false).await?;
+        let mut header = Some(ResponseHeader {
+            revision: state.kv.revision(),
+            ..ResponseHeader::default()
+        });
+        self.core.header.fill(&mut header);
+        let response = match state.kv.leases().info(request.id) {
+            Some(info) => LeaseTimeToLiveResponse {
+                header,
+                id: info.id,
+                ttl: info.remaining_ms / 1000,
+                granted_ttl: info.ttl,
+                keys: if request.keys { info.keys } else { Vec::new() },
+            },
+            // etcd answers an unknown (or expired) lease with TTL -1.
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: request.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            },
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn lease_leases(
+        &self,
+        _request: Request<LeaseLeasesRequest>,
+    ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let state = self.core.readable_state(false).await?;
+        let mut header = Some(ResponseHeader {
+            revision: state.kv.revision(),
+            ..ResponseHeader::default()
+        });
+        self.core.header.fill(&mut header);
+        let leases = state
+            .kv
+            .leases()
+            .ids()
+            .map(|id| LeaseStatus { id })
+            .collect();
+        Ok(Response::new(LeaseLeasesResponse { header, leases }))
+    }
+}
