@@ -25,6 +25,7 @@ use crate::raft::read_index::ReadIndex;
 use crate::raft::service::{FaultInjectionService, TransportService};
 use crate::raft::{Member, NodeId, Raft};
 use crate::storage;
+use crate::watch::{WatchHub, WatchSettings};
 
 /// Why a member could not start.
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +128,16 @@ impl Node {
         };
 
         let (stop, stopped) = watch::channel(false);
+        // Watch streams end on the stop signal: a graceful shutdown waits
+        // for open streams, and a watch never ends by itself.
+        let watches = WatchHub::new(
+            state.clone(),
+            WatchSettings {
+                progress_notify_interval: config.watch_progress_notify_interval,
+                ..WatchSettings::default()
+            },
+            stopped.clone(),
+        );
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
         for listener in client_listeners {
@@ -140,7 +151,11 @@ impl Node {
             );
             let router = tonic::transport::Server::builder()
                 .add_service(api::kv_server(kv))
-                .add_service(api::WatchNotImplemented)
+                .add_service(api::watch_server(api::WatchService::new(
+                    watches.clone(),
+                    header.clone(),
+                    config.max_request_bytes,
+                )))
                 .add_service(api::LeaseNotImplemented)
                 .add_service(api::ClusterNotImplemented)
                 .add_service(MaintenanceServer::new(api::MaintenanceService::new(

@@ -10,11 +10,11 @@ mod header;
 mod kv;
 mod maintenance;
 mod not_implemented;
+mod watch;
 
 pub use error::ApiError;
 pub use header::HeaderSource;
 pub use kv::{server as kv_server, KvLimits, KvService};
 pub use maintenance::{MaintenanceService, API_VERSION};
-pub use not_implemented::{
-    AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented, WatchNotImplemented,
-};
+pub use not_implemented::{AuthNotImplemented, ClusterNotImplemented, LeaseNotImplemented};
+pub use watch::{server as watch_server, WatchService};
