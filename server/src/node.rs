@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::SnapshotPolicy;
@@ -293,7 +294,13 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
     })
 }
 
-/// Serves `router` on `listener` until the stop signal.
+/// How long a stopping member waits for open client streams to finish
+/// (watch streams end at once, but a client that stopped reading holds its
+/// stream open while unsent data waits for it).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `router` on `listener` until the stop signal, then at most
+/// [`SHUTDOWN_GRACE`] longer.
 async fn serve(
     router: tonic::transport::server::Router,
     listener: TcpListener,
@@ -301,11 +308,18 @@ async fn serve(
     what: &'static str,
 ) {
     let incoming = TcpListenerStream::new(listener);
-    if let Err(err) = router
-        .serve_with_incoming_shutdown(incoming, wait_stop(stopped))
-        .await
-    {
-        error!(%err, what, "server failed");
+    let server = router.serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone()));
+    let grace = async {
+        wait_stop(stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => {
+            if let Err(err) = served {
+                error!(%err, what, "server failed");
+            }
+        }
+        () = grace => warn!(what, "connections still open after the shutdown grace period: dropped"),
     }
 }
 
