@@ -601,3 +601,40 @@ async fn a_snapshot_install_is_caught_up_from_history() {
         .iter()
         .all(|e| value(e.kv.as_ref()).as_deref() == Some("theirs")));
 }
+
+#[tokio::test]
+async fn history_is_read_in_chunks_of_whole_revisions() {
+    let mut h = Harness::default().await;
+    h.apply(vec![txn_puts(&["a", "b", "c", "d", "e"])]).await; // 2
+    h.apply(vec![put("a", "x")]).await; // 3
+    h.apply(vec![put("b", "x")]).await; // 4
+    h.apply(vec![txn_puts(&["c", "d", "e"])]).await; // 5
+    let reader = h.sm.reader();
+    let history = reader.history();
+    let mut from = 2;
+    let mut chunks = Vec::new();
+    while from <= 5 {
+        let chunk = super::catchup::read_chunk(history, from, 5, 2)
+            .await
+            .unwrap();
+        chunks.push(revisions_of(&chunk.changes));
+        assert!(chunk.through >= from);
+        from = chunk.through + 1;
+    }
+    assert_eq!(
+        chunks,
+        vec![
+            vec![2, 2, 2, 2, 2], // larger than the limit: read whole
+            vec![3],             // 4 may be cut short at the limit: left for later
+            vec![4],
+            vec![5, 5, 5],
+        ]
+    );
+    // An empty stretch still advances to its end.
+    let chunk = super::catchup::read_chunk(history, 6, 5, 2).await.unwrap();
+    assert_eq!((chunk.changes.len(), chunk.through), (0, 5));
+}
+
+fn revisions_of(changes: &[crate::mvcc::Change]) -> Vec<i64> {
+    changes.iter().map(|c| c.kv.mod_revision).collect()
+}
