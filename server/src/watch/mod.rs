@@ -11,7 +11,7 @@
 //! Where things are:
 //! - `hub`: [`WatchHub`], what the API holds: one [`WatchStream`] per
 //!   client stream; `stream`: that stream's task (requests, feed routing,
-//!   catch-up scheduling, progress);
+//!   catch-up scheduling; `stream::progress`: progress notifications);
 //! - `watcher`: one watch (range, filters, next revision, live or not);
 //!   `catchup`: history reads in bounded chunks of whole revisions, and
 //!   previous values; `spec`: create requests checked; `ids`: watch ids;

@@ -10,18 +10,20 @@
 //! passes `feed_rev`. A gap in the feed (overflow, snapshot install) turns
 //! every watch back to catching up from its own `next`.
 //!
+//! Progress notifications and answers live in `progress`.
+//!
 //! Nothing here blocks the writers: the feed is a bounded broadcast that
 //! drops a slow stream's backlog instead of waiting, and responses wait in
 //! a bounded channel to the client; while it is full, the stream waits (and
 //! its watches fall behind the feed and later catch up from history).
 
+mod progress;
+
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::debug;
@@ -34,10 +36,6 @@ use super::watcher::Watcher;
 use super::{StreamError, WatchSettings};
 use crate::mvcc::HistoryError;
 use crate::storage::{compacted_during_read, AppliedChanges, StateReader};
-
-/// Most feed messages handled in one go before an answer that wants the
-/// freshest revision (a progress answer); the rest wait for the main loop.
-const DRAIN_LIMIT: usize = 1024;
 
 /// Why the stream stops.
 enum Halt {
@@ -103,7 +101,8 @@ impl WatchStream {
         let mut requests = std::pin::pin!(requests);
         let mut requests_open = true;
         let period = self.settings.progress_notify_interval;
-        let mut ticker = tokio::time::interval_at(Instant::now() + period + jitter(period), period);
+        let mut ticker =
+            tokio::time::interval_at(Instant::now() + period + progress::jitter(period), period);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut stopping = self.stopping.clone();
         loop {
@@ -332,73 +331,6 @@ impl WatchStream {
         self.send(response).await
     }
 
-    /// A progress tick: a progress notification to every live watch that
-    /// asked for them and received nothing since the last tick.
-    async fn on_tick(&mut self) -> Result<(), Halt> {
-        if !self.watchers.values().any(|w| w.spec.progress_notify) {
-            return Ok(());
-        }
-        self.drain_feed().await?;
-        let mut due = Vec::new();
-        for w in self.watchers.values_mut() {
-            if w.spec.progress_notify {
-                if w.quiet && w.live {
-                    due.push(w.id);
-                }
-                w.quiet = true;
-            }
-        }
-        for id in due {
-            self.send(Response {
-                watch_id: id,
-                revision: self.feed_rev,
-                kind: ResponseKind::Progress,
-            })
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// Answers a pending progress request once every watch is live (etcd
-    /// 3.5: a progress answer promises that every watch of the stream has
-    /// received everything up to its revision). etcd drops a request made
-    /// while a watch lags; witan answers it later instead.
-    async fn answer_progress_request(&mut self) -> Result<(), Halt> {
-        if !self.progress_requested || !self.all_live() {
-            return Ok(());
-        }
-        self.drain_feed().await?;
-        if !self.all_live() {
-            return Ok(());
-        }
-        self.progress_requested = false;
-        self.send(Response {
-            watch_id: NO_WATCH_ID,
-            revision: self.feed_rev,
-            kind: ResponseKind::Progress,
-        })
-        .await
-    }
-
-    fn all_live(&self) -> bool {
-        self.watchers.values().all(|w| w.live)
-    }
-
-    /// Routes what the feed already holds, so that a progress answer
-    /// carries the freshest revision.
-    async fn drain_feed(&mut self) -> Result<(), Halt> {
-        for _ in 0..DRAIN_LIMIT {
-            let message = match self.feed.try_recv() {
-                Ok(applied) => Ok(applied),
-                Err(TryRecvError::Empty) => return Ok(()),
-                Err(TryRecvError::Lagged(missed)) => Err(RecvError::Lagged(missed)),
-                Err(TryRecvError::Closed) => Err(RecvError::Closed),
-            };
-            self.on_feed(message).await?;
-        }
-        Ok(())
-    }
-
     /// Sends one response, waiting while the client's buffer is full.
     async fn send(&mut self, response: Response) -> Result<(), Halt> {
         tokio::select! {
@@ -413,16 +345,4 @@ impl WatchStream {
 async fn stop_signal(stopping: &mut watch::Receiver<bool>) {
     // The guard the wait returns must not live across an await.
     let _ = stopping.wait_for(|stop| *stop).await.map(|_| ());
-}
-
-/// Up to a tenth of `period`, different per stream, so that streams opened
-/// together do not all notify at the same moment (as etcd).
-fn jitter(period: Duration) -> Duration {
-    let tenth = u64::try_from((period / 10).as_nanos()).unwrap_or(u64::MAX);
-    if tenth == 0 {
-        return Duration::ZERO;
-    }
-    // std's RandomState is seeded randomly: enough randomness for jitter.
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::time::Instant::now());
-    Duration::from_nanos(random % tenth)
 }
