@@ -140,6 +140,18 @@ pub struct Config {
     #[arg(long, env = "WITAN_SNAPSHOT_CATCHUP_ENTRIES", default_value_t = 5000)]
     pub snapshot_catchup_entries: u64,
 
+    /// Idle time after which a watch created with `progress_notify` gets a
+    /// progress notification (etcd's
+    /// `--experimental-watch-progress-notify-interval`; at least 100ms).
+    #[arg(
+        long,
+        env = "WITAN_WATCH_PROGRESS_NOTIFY_INTERVAL",
+        alias = "experimental-watch-progress-notify-interval",
+        value_parser = humantime::parse_duration,
+        default_value = "10m"
+    )]
+    pub watch_progress_notify_interval: Duration,
+
     /// Serve the test-only fault-injection service on the peer port (lets a
     /// test cut this member's links). Never enable in production.
     #[arg(long, env = "WITAN_UNSAFE_FAULT_INJECTION", hide = true)]
@@ -413,5 +425,13 @@ mod tests {
     fn durations_use_humantime() {
         let c = config(&["--request-timeout", "250ms"]);
         assert_eq!(c.request_timeout, Duration::from_millis(250));
+        assert_eq!(
+            Config::defaults().watch_progress_notify_interval,
+            Duration::from_secs(600)
+        );
+        let c = config(&["--watch-progress-notify-interval", "1s"]);
+        assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(1));
+        let c = config(&["--experimental-watch-progress-notify-interval", "2m"]);
+        assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(120));
     }
 }

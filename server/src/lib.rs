@@ -3,8 +3,9 @@
 //!
 //! A request flows one way: `api` (validate, convert) → `raft` (propose,
 //! replicate) → `storage` (log, fsync) → `mvcc` (apply) → back to the
-//! waiting api call. Nothing below `api` knows about gRPC; nothing outside
-//! `storage` knows about SQL.
+//! waiting api call; `watch` follows what was applied (the change feed and
+//! the stored history) and serves it to watchers on every member. Nothing
+//! below `api` knows about gRPC; nothing outside `storage` knows about SQL.
 
 pub mod api;
 pub mod cli;
@@ -14,3 +15,4 @@ pub mod mvcc;
 pub mod node;
 pub mod raft;
 pub mod storage;
+pub mod watch;

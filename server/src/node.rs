@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{InitializeError, RaftError};
 use openraft::SnapshotPolicy;
@@ -27,6 +28,7 @@ use crate::raft::read_index::ReadIndex;
 use crate::raft::service::{FaultInjectionService, TransportService};
 use crate::raft::{Member, NodeId, Raft};
 use crate::storage;
+use crate::watch::{WatchHub, WatchSettings};
 
 /// Why a member could not start.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +149,16 @@ impl Node {
         );
 
         let (stop, stopped) = watch::channel(false);
+        // Watch streams end on the stop signal: a graceful shutdown waits
+        // for open streams, and a watch never ends by itself.
+        let watches = WatchHub::new(
+            state.clone(),
+            WatchSettings {
+                progress_notify_interval: config.watch_progress_notify_interval,
+                ..WatchSettings::default()
+            },
+            stopped.clone(),
+        );
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
         for listener in client_listeners {
@@ -154,7 +166,11 @@ impl Node {
             let kv = KvService::new(core.clone(), limits);
             let router = tonic::transport::Server::builder()
                 .add_service(api::kv_server(kv))
-                .add_service(api::WatchNotImplemented)
+                .add_service(api::watch_server(api::WatchService::new(
+                    watches.clone(),
+                    header.clone(),
+                    config.max_request_bytes,
+                )))
                 .add_service(LeaseServer::new(api::LeaseService::new(
                     core.clone(),
                     min_lease_ttl(config.election_timeout),
@@ -297,7 +313,13 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
     })
 }
 
-/// Serves `router` on `listener` until the stop signal.
+/// How long a stopping member waits for open client streams to finish
+/// (watch streams end at once, but a client that stopped reading holds its
+/// stream open while unsent data waits for it).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Serves `router` on `listener` until the stop signal, then at most
+/// [`SHUTDOWN_GRACE`] longer.
 async fn serve(
     router: tonic::transport::server::Router,
     listener: TcpListener,
@@ -305,11 +327,18 @@ async fn serve(
     what: &'static str,
 ) {
     let incoming = TcpListenerStream::new(listener);
-    if let Err(err) = router
-        .serve_with_incoming_shutdown(incoming, wait_stop(stopped))
-        .await
-    {
-        error!(%err, what, "server failed");
+    let server = router.serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone()));
+    let grace = async {
+        wait_stop(stopped).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => {
+            if let Err(err) = served {
+                error!(%err, what, "server failed");
+            }
+        }
+        () = grace => warn!(what, "connections still open after the shutdown grace period: dropped"),
     }
 }
 

@@ -12,6 +12,7 @@ mod kv;
 mod lease;
 mod maintenance;
 mod not_implemented;
+mod watch;
 
 pub use self::core::ApiCore;
 pub use error::ApiError;
@@ -19,4 +20,5 @@ pub use header::HeaderSource;
 pub use kv::{server as kv_server, KvLimits, KvService};
 pub use lease::LeaseService;
 pub use maintenance::{MaintenanceService, API_VERSION};
-pub use not_implemented::{AuthNotImplemented, ClusterNotImplemented, WatchNotImplemented};
+pub use not_implemented::{AuthNotImplemented, ClusterNotImplemented};
+pub use watch::{server as watch_server, WatchService};

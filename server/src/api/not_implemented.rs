@@ -39,12 +39,6 @@ macro_rules! not_implemented_service {
 }
 
 not_implemented_service!(
-    /// `etcdserverpb.Watch`, until watches are implemented.
-    WatchNotImplemented,
-    "etcdserverpb.Watch",
-    "watches arrive with the leases and watches work"
-);
-not_implemented_service!(
     /// `etcdserverpb.Cluster`, until membership changes are implemented.
     ClusterNotImplemented,
     "etcdserverpb.Cluster",

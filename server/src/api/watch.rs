@@ -1,0 +1,168 @@
+//! `etcdserverpb.Watch`: one bidirectional stream per call, carrying many
+//! watches. The gRPC stream is adapted to a `watch::WatchStream` running
+//! in its own task: client messages become `watch::Request`s, its answers
+//! become etcd's `WatchResponse`s (header filled in, large responses split
+//! for watches created with `fragment`).
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use futures::{stream, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, Instrument};
+use witan_proto::etcdserverpb::watch_request::RequestUnion;
+use witan_proto::etcdserverpb::watch_server::{Watch, WatchServer};
+use witan_proto::etcdserverpb::{ResponseHeader, WatchRequest, WatchResponse};
+
+use super::{ApiError, HeaderSource};
+use crate::mvcc::MvccError;
+use crate::raft::proposer::ProposeError;
+use crate::watch::{self, fragment, ResponseKind, StreamError, WatchHub};
+
+/// Responses buffered per stream before the stream waits for the client
+/// (and its watches fall behind the live feed, to catch up later).
+const STREAM_BUFFER: usize = 64;
+
+/// Headroom etcd gives gRPC messages over `--max-request-bytes`.
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// The Watch service of one member.
+pub struct WatchService {
+    hub: WatchHub,
+    header: HeaderSource,
+    max_request_bytes: usize,
+    streams: Arc<AtomicU64>,
+}
+
+impl WatchService {
+    /// Watches served by `hub`; responses of fragmenting watches are split
+    /// at `max_request_bytes` (etcd's rule).
+    pub fn new(hub: WatchHub, header: HeaderSource, max_request_bytes: usize) -> Self {
+        WatchService {
+            hub,
+            header,
+            max_request_bytes,
+            streams: Arc::default(),
+        }
+    }
+}
+
+/// The response stream of one Watch call.
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = ResponseStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let requests = request
+            .into_inner()
+            .filter_map(|message| std::future::ready(convert_request(message)));
+        let (out, responses) = mpsc::channel(STREAM_BUFFER);
+        let (ended, end) = oneshot::channel();
+        let hub = self.hub.clone();
+        let stream_id = self.streams.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(
+            async move {
+                debug!("watch stream opened");
+                let result = hub.serve(requests, out).await;
+                debug!(ok = result.is_ok(), "watch stream closed");
+                let _ = ended.send(result);
+            }
+            .instrument(tracing::debug_span!("watch_stream", stream_id)),
+        );
+
+        let header = self.header.clone();
+        let limit = self.max_request_bytes;
+        let answers = ReceiverStream::new(responses)
+            .flat_map(move |r| stream::iter(convert_response(r, &header, limit)).map(Ok));
+        // After the last answer: the reason the stream ended, if not the
+        // client leaving.
+        let end = stream::once(end).filter_map(|result| {
+            std::future::ready(match result {
+                Ok(Err(e)) => Some(Err(end_status(e))),
+                _ => None,
+            })
+        });
+        Ok(Response::new(Box::pin(answers.chain(end))))
+    }
+}
+
+/// A client message as a stream request; an empty message is skipped (as
+/// etcd does), a broken stream ends the requests.
+fn convert_request(
+    message: Result<WatchRequest, Status>,
+) -> Option<Result<watch::Request, Status>> {
+    let request = match message {
+        Ok(request) => request,
+        Err(status) => return Some(Err(status)),
+    };
+    Some(Ok(match request.request_union? {
+        RequestUnion::CreateRequest(create) => watch::Request::Create(create),
+        RequestUnion::CancelRequest(cancel) => watch::Request::Cancel(cancel.watch_id),
+        RequestUnion::ProgressRequest(_) => watch::Request::Progress,
+    }))
+}
+
+/// etcd's `WatchResponse` for a stream answer (several for a fragmented
+/// one).
+fn convert_response(
+    response: watch::Response,
+    header: &HeaderSource,
+    limit: usize,
+) -> Vec<WatchResponse> {
+    let mut out = WatchResponse {
+        header: Some(ResponseHeader {
+            revision: response.revision,
+            ..Default::default()
+        }),
+        watch_id: response.watch_id,
+        ..Default::default()
+    };
+    header.fill(&mut out.header);
+    match response.kind {
+        ResponseKind::Created => out.created = true,
+        ResponseKind::Refused(reason) => {
+            out.created = true;
+            out.canceled = true;
+            out.cancel_reason = reason.to_string();
+        }
+        ResponseKind::Canceled => out.canceled = true,
+        ResponseKind::Compacted { compact_revision } => {
+            out.canceled = true;
+            out.compact_revision = compact_revision;
+        }
+        ResponseKind::Events { events, fragment } => {
+            out.events = events;
+            if fragment {
+                return fragment::split(out, limit);
+            }
+        }
+        ResponseKind::Progress => {}
+    }
+    vec![out]
+}
+
+/// The status a stream ends with when the member, not the client, ended it.
+fn end_status(error: StreamError<Status>) -> Status {
+    match error {
+        StreamError::Requests(status) => status,
+        // etcd's answer when the server stops under a request.
+        StreamError::Shutdown => ApiError::Propose(ProposeError::Stopped).into(),
+        StreamError::History(e) => ApiError::Mvcc(MvccError::History(e)).into(),
+    }
+}
+
+/// The service wrapped for tonic, with etcd's gRPC message size limit.
+pub fn server(service: WatchService) -> WatchServer<WatchService> {
+    let limit = service.max_request_bytes + GRPC_OVERHEAD_BYTES;
+    WatchServer::new(service)
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(usize::MAX)
+}
