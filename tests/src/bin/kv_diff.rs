@@ -2,9 +2,11 @@
 //!
 //! Replays one seeded random sequence of KV operations (puts, deletes,
 //! ranges with every option, txns with every compare, compactions, bad
-//! input, leases) against a reference server (a real etcd) and a candidate
-//! (witan), both fresh, and stops at the first answer that differs, printing
-//! the op number, the request and both answers. Everything in the answers is
+//! input, leases and their time to live) against a reference server (a real
+//! etcd) and a candidate (witan), both fresh, and stops at the first answer
+//! that differs, printing the op number, the request and both answers.
+//! Watches stay open on both servers through the whole run; at the end every
+//! watch's complete history must agree too (see `watch`). Everything in the answers is
 //! compared except cluster_id, member_id and raft_term; see `outcome` for the
 //! one relaxation (unstable sorts).
 //!
@@ -30,6 +32,8 @@ mod generate;
 mod outcome;
 #[path = "kv_diff/request.rs"]
 mod request;
+#[path = "kv_diff/watch.rs"]
+mod watch;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::process::ExitCode;
@@ -66,6 +70,13 @@ struct Args {
     /// Do not grant leases (puts then use no lease or a missing one).
     #[arg(long)]
     no_leases: bool,
+    /// Do not open watches.
+    #[arg(long)]
+    no_watches: bool,
+    /// Compare watch events exactly, without allowing witan's known prev_kv
+    /// difference (see `watch::known_prev_kv_difference`).
+    #[arg(long)]
+    strict_prev_kv: bool,
     /// Run even when the stores are not fresh (revision 1, no keys); the
     /// run is then not reproducible from the seed alone.
     #[arg(long)]
@@ -99,6 +110,23 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
     let candidate = Server::connect("candidate", &args.candidate).await?;
     let mut generator = Generator::new(args.seed, !args.no_leases);
     let mut context: VecDeque<String> = VecDeque::new();
+
+    let mut specs = if args.no_watches {
+        Vec::new()
+    } else {
+        watch::early()
+    };
+    let mut watches = None;
+    if !specs.is_empty() {
+        let r = watch::Side::open("reference", reference.client(), &specs).await?;
+        let c = watch::Side::open("candidate", candidate.client(), &specs).await?;
+        r.wait_created().await.map_err(anyhow::Error::msg)?;
+        if let Err(e) = c.wait_created().await {
+            eprintln!("kv-diff: MISMATCH in watches (seed {}): {e}", args.seed);
+            return Ok(Verdict::Differ);
+        }
+        watches = Some((r, c));
+    }
 
     // Op #0 looks at the whole store on both sides: it must agree like any
     // other answer, and tells whether the stores are fresh.
@@ -146,6 +174,44 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
         context.push_back(format!("#{n} {} -> {}", op.summary(), brief(&answer)));
     }
 
+    // The end: late watches, then writes every watch sees, then reads of
+    // the whole lease state; all compared like any other op.
+    if let Some((r, c)) = watches.as_mut() {
+        let late = watch::late(generator.current_rev(), generator.compact_rev());
+        r.add(&late).await?;
+        c.add(&late).await?;
+        specs.extend(late);
+    }
+    let mut closing_revs = Vec::new();
+    let closing_writes = if watches.is_some() {
+        watch::closing_writes()
+    } else {
+        Vec::new()
+    };
+    let lease_reads = generator.final_lease_reads();
+    let mut n = args.ops;
+    for op in closing_writes.iter().chain(&lease_reads) {
+        n += 1;
+        let Some(answer) = step(n, op, &reference, &candidate, &context, args).await? else {
+            return Ok(Verdict::Differ);
+        };
+        if let (Some(w), Some(rev)) = (watch::write_key(op), answer.header_revision()) {
+            closing_revs.push((w, rev));
+        }
+        if context.len() == CONTEXT_OPS {
+            context.pop_front();
+        }
+        context.push_back(format!("#{n} {} -> {}", op.summary(), brief(&answer)));
+    }
+    let mut watch_summary = String::new();
+    if let Some((r, c)) = watches.as_mut() {
+        let final_rev = last_closing_rev(&closing_revs).unwrap_or(generator.current_rev());
+        match compare_watches(&specs, &closing_revs, final_rev, r, c, args).await? {
+            Some(summary) => watch_summary = summary,
+            None => return Ok(Verdict::Differ),
+        }
+    }
+
     let kinds: Vec<String> = by_kind
         .iter()
         .map(|(k, n)| format!("{} {n}", k.name()))
@@ -153,7 +219,7 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
     let final_rev = current_revision(&reference).await?;
     println!(
         "kv-diff: seed {}: {} ops agree ({}; {errors} answered with an error; \
-         txns succeeded/failed {}/{}; ranges returning >12 kvs {}); final revision {final_rev}",
+         txns succeeded/failed {}/{}; ranges returning >12 kvs {}); final revision {final_rev}{watch_summary}",
         args.seed,
         args.ops,
         kinds.join(", "),
@@ -209,6 +275,99 @@ async fn step(
             r.canonical(op),
             c.canonical(op)
         );
+    }
+    Ok(None)
+}
+
+/// The revision of the last closing write.
+fn last_closing_rev(closing_revs: &[((&[u8], bool), i64)]) -> Option<i64> {
+    closing_revs.iter().map(|(_, rev)| *rev).max()
+}
+
+/// Waits until both sides delivered the closing writes to every watch and
+/// answered a progress request, then compares every watch's history.
+/// Returns a summary when all agree, or prints the differences and returns
+/// `None`.
+async fn compare_watches(
+    specs: &[watch::WatchSpec],
+    closing_revs: &[((&[u8], bool), i64)],
+    final_rev: i64,
+    reference: &mut watch::Side,
+    candidate: &mut watch::Side,
+    args: &Args,
+) -> anyhow::Result<Option<String>> {
+    let mut problems = Vec::new();
+    reference.wait_created().await.map_err(anyhow::Error::msg)?;
+    if let Err(e) = candidate.wait_created().await {
+        problems.push(e);
+    }
+    for (i, s) in specs.iter().enumerate() {
+        // The last closing write this watch sees; a watch from a compacted
+        // revision waits for its cancellation instead.
+        let need = if s.compacted {
+            None
+        } else {
+            closing_revs
+                .iter()
+                .filter(|((key, put), _)| s.sees(key, *put))
+                .map(|(_, rev)| *rev)
+                .max()
+        };
+        if !s.compacted && need.is_none() {
+            continue;
+        }
+        reference
+            .wait_for(i, need)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e} (watch \"{}\")", s.name))?;
+        if let Err(e) = candidate.wait_for(i, need).await {
+            problems.push(format!("{e} (watch \"{}\")", s.name));
+        }
+    }
+    let progress_ref = reference
+        .progress(final_rev)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    match candidate.progress(final_rev).await {
+        Ok(id) if id != progress_ref => problems.push(format!(
+            "a progress request was answered with watch id {id}, the reference's answer has {progress_ref}"
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(e),
+    }
+    let (ref_h, ref_strays) = reference.histories();
+    let (cand_h, cand_strays) = candidate.histories();
+    if !ref_strays.is_empty() {
+        anyhow::bail!("the reference sent watch responses that fit no watch: {ref_strays:#?}");
+    }
+    if !cand_strays.is_empty() {
+        problems.push(format!("responses that fit no watch: {cand_strays:#?}"));
+    }
+    let none = watch::History::default();
+    let mut events = Vec::new();
+    let mut known = 0;
+    for (i, s) in specs.iter().enumerate() {
+        let r = ref_h.get(i).unwrap_or(&none);
+        let c = cand_h.get(i).unwrap_or(&none);
+        match watch::compare(s, r, c, args.strict_prev_kv) {
+            Ok(k) => known += k,
+            Err(d) => problems.push(d),
+        }
+        events.push(match &r.cancel {
+            Some(cancel) => format!("cancelled at {}", cancel.compact_revision),
+            None => r.events.len().to_string(),
+        });
+    }
+    if problems.is_empty() {
+        return Ok(Some(format!(
+            "; {} watches agree (events: {}; {known} with the known prev_kv difference)",
+            specs.len(),
+            events.join("/")
+        )));
+    }
+    eprintln!("kv-diff: MISMATCH in watches (seed {}):", args.seed);
+    for p in problems {
+        eprintln!("{p}");
     }
     Ok(None)
 }

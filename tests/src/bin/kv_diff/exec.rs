@@ -1,7 +1,9 @@
 //! Sending one [`Op`] to one server and turning its answer into an
 //! [`Outcome`].
 
-use etcd_client::{Client, CompactionOptions, ConnectOptions, Error, LeaseGrantOptions};
+use etcd_client::{
+    Client, CompactionOptions, ConnectOptions, Error, LeaseGrantOptions, LeaseTimeToLiveOptions,
+};
 use std::time::Duration;
 
 use crate::outcome::Outcome;
@@ -34,6 +36,11 @@ impl Server {
             endpoint: endpoint.to_string(),
             client,
         })
+    }
+
+    /// The client, for the watch streams.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Sends `op`; a gRPC status is an [`Outcome::Error`], any other failure
@@ -84,6 +91,18 @@ impl Server {
             Op::LeaseRevoke { id } => {
                 let mut lease = self.client.lease_client();
                 Outcome::from(&lease.revoke(*id).await?)
+            }
+            Op::LeaseTimeToLive { id, keys } => {
+                let mut lease = self.client.lease_client();
+                let mut o = LeaseTimeToLiveOptions::new();
+                if *keys {
+                    o = o.with_keys();
+                }
+                Outcome::from(&lease.time_to_live(*id, Some(o)).await?)
+            }
+            Op::LeaseLeases => {
+                let mut lease = self.client.lease_client();
+                Outcome::from(&lease.leases().await?)
             }
         })
     }

@@ -33,7 +33,7 @@ const MAX_TXN_OPS: usize = 128;
 pub const LEASE_IDS: [i64; 2] = [0x1001, 0x1002];
 const LEASE_TTL: i64 = 3600;
 /// A lease id that is never granted.
-const MISSING_LEASE: i64 = 0x999;
+pub const MISSING_LEASE: i64 = 0x999;
 /// How many kvs seen in answers the generator remembers for compares.
 const SEEN_KVS: usize = 64;
 
@@ -48,6 +48,7 @@ pub enum Kind {
     Compact,
     BadInput,
     Lease,
+    LeaseRead,
 }
 
 impl Kind {
@@ -62,6 +63,7 @@ impl Kind {
             Kind::Compact => "compact",
             Kind::BadInput => "bad-input",
             Kind::Lease => "lease",
+            Kind::LeaseRead => "lease-read",
         }
     }
 }
@@ -101,6 +103,28 @@ impl Generator {
         }
     }
 
+    /// The latest revision the reference reported.
+    pub fn current_rev(&self) -> i64 {
+        self.current_rev
+    }
+
+    /// The revision of the latest compaction the reference accepted (0:
+    /// none).
+    pub fn compact_rev(&self) -> i64 {
+        self.compact_rev
+    }
+
+    /// Reads of the whole lease state, for the end of a run: the lease list
+    /// and each lease's time to live with its keys.
+    pub fn final_lease_reads(&self) -> Vec<Op> {
+        let mut ops = vec![Op::LeaseLeases];
+        let ids = if self.leases { &LEASE_IDS[..] } else { &[] };
+        for &id in ids.iter().chain(&[MISSING_LEASE]) {
+            ops.push(Op::LeaseTimeToLive { id, keys: true });
+        }
+        ops
+    }
+
     /// Feeds back the reference server's answer to the last operation.
     pub fn observe(&mut self, op: &Op, reference: &Outcome) {
         if let Some(rev) = reference.header_revision() {
@@ -130,7 +154,8 @@ impl Generator {
             610..=909 => (Kind::Txn, Op::Txn(self.txn(0))),
             910..=924 => (Kind::InvalidTxn, Op::Txn(self.invalid_txn())),
             925..=944 => (Kind::Compact, self.compact()),
-            945..=994 => (Kind::BadInput, self.bad_input()),
+            945..=989 => (Kind::BadInput, self.bad_input()),
+            990..=994 => (Kind::LeaseRead, self.lease_read()),
             // Rare: a revoke deletes every key on the lease.
             _ if self.leases => (Kind::Lease, self.lease_op()),
             _ => (Kind::Put, Op::Put(self.put())),
@@ -519,6 +544,23 @@ impl Generator {
         }
     }
 
+    /// A lease's time to live (with or without its keys) or the list of
+    /// leases; the ids include one never granted.
+    fn lease_read(&mut self) -> Op {
+        if self.chance(30) {
+            return Op::LeaseLeases;
+        }
+        let id = if self.leases && self.chance(80) {
+            *LEASE_IDS.choose(&mut self.rng).unwrap_or(&LEASE_IDS[0])
+        } else {
+            MISSING_LEASE
+        };
+        Op::LeaseTimeToLive {
+            id,
+            keys: self.chance(70),
+        }
+    }
+
     fn lease_op(&mut self) -> Op {
         if self.chance(20) {
             return Op::LeaseRevoke { id: MISSING_LEASE };
@@ -564,7 +606,7 @@ fn avoid_etcd_ignore_panic(t: &mut TxnReq) {
 }
 
 /// The range end that makes `[prefix, end)` cover every key with `prefix`.
-fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < 0xff {
@@ -606,7 +648,22 @@ mod tests {
         let mut kinds: Vec<Kind> = (0..3000).map(|_| g.next_op().0).collect();
         kinds.sort();
         kinds.dedup();
-        assert_eq!(kinds.len(), 8, "{kinds:?}");
+        assert_eq!(kinds.len(), 9, "{kinds:?}");
+    }
+
+    #[test]
+    fn final_lease_reads_cover_every_lease() {
+        let ops = Generator::new(1, true).final_lease_reads();
+        assert!(matches!(ops[0], Op::LeaseLeases));
+        let ids: Vec<i64> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::LeaseTimeToLive { id, keys: true } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, [LEASE_IDS[0], LEASE_IDS[1], MISSING_LEASE]);
+        assert_eq!(Generator::new(1, false).final_lease_reads().len(), 2);
     }
 
     #[test]

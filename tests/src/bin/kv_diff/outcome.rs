@@ -8,8 +8,9 @@
 //! `resp.Header.Revision` and would crash on a missing header.
 
 use etcd_client::{
-    DeleteResponse, Error, GetResponse, KeyValue, LeaseGrantResponse, LeaseRevokeResponse,
-    PutResponse, ResponseHeader, SortTarget, TxnOpResponse, TxnResponse,
+    DeleteResponse, Error, GetResponse, KeyValue, LeaseGrantResponse, LeaseLeasesResponse,
+    LeaseRevokeResponse, LeaseTimeToLiveResponse, PutResponse, ResponseHeader, SortTarget,
+    TxnOpResponse, TxnResponse,
 };
 
 use crate::request::{Bytes, Op, RangeReq, TxnOpReq, TxnReq};
@@ -68,6 +69,22 @@ pub enum Outcome {
     },
     LeaseRevoke {
         revision: Option<i64>,
+    },
+    /// The remaining TTL depends on timing, so only its sign is kept: 1
+    /// for a live lease, -1 for a missing one (etcd's answer), 0 for one
+    /// at its very last second.
+    LeaseTimeToLive {
+        revision: Option<i64>,
+        id: i64,
+        ttl_sign: i64,
+        granted_ttl: i64,
+        /// Sorted: etcd lists a lease's keys in Go map order.
+        keys: Vec<Bytes>,
+    },
+    LeaseLeases {
+        revision: Option<i64>,
+        /// Sorted: etcd lists leases in map (or expiry) order.
+        ids: Vec<i64>,
     },
 }
 
@@ -157,6 +174,31 @@ impl From<&LeaseRevokeResponse> for Outcome {
     }
 }
 
+impl From<&LeaseTimeToLiveResponse> for Outcome {
+    fn from(r: &LeaseTimeToLiveResponse) -> Self {
+        let mut keys: Vec<Bytes> = r.keys().iter().map(|k| Bytes(k.clone())).collect();
+        keys.sort();
+        Outcome::LeaseTimeToLive {
+            revision: rev(r.header()),
+            id: r.id(),
+            ttl_sign: r.ttl().signum(),
+            granted_ttl: r.granted_ttl(),
+            keys,
+        }
+    }
+}
+
+impl From<&LeaseLeasesResponse> for Outcome {
+    fn from(r: &LeaseLeasesResponse) -> Self {
+        let mut ids: Vec<i64> = r.leases().iter().map(|l| l.id()).collect();
+        ids.sort_unstable();
+        Outcome::LeaseLeases {
+            revision: rev(r.header()),
+            ids,
+        }
+    }
+}
+
 impl Outcome {
     /// The outcome for a client error, or the error back when it is not a
     /// server's answer (a transport failure, a timeout) and so says nothing
@@ -199,7 +241,9 @@ impl Outcome {
             | Outcome::Txn { revision, .. }
             | Outcome::Compact { revision }
             | Outcome::LeaseGrant { revision, .. }
-            | Outcome::LeaseRevoke { revision } => *revision,
+            | Outcome::LeaseRevoke { revision }
+            | Outcome::LeaseTimeToLive { revision, .. }
+            | Outcome::LeaseLeases { revision, .. } => *revision,
         }
     }
 

@@ -117,6 +117,8 @@ pub enum Op {
     Compact { revision: i64, physical: bool },
     LeaseGrant { id: i64, ttl: i64 },
     LeaseRevoke { id: i64 },
+    LeaseTimeToLive { id: i64, keys: bool },
+    LeaseLeases,
 }
 
 impl PutReq {
@@ -261,6 +263,8 @@ impl Op {
             Op::Compact { revision, .. } => format!("compact {revision}"),
             Op::LeaseGrant { id, ttl } => format!("lease grant id={id} ttl={ttl}"),
             Op::LeaseRevoke { id } => format!("lease revoke id={id}"),
+            Op::LeaseTimeToLive { id, keys } => format!("lease timetolive id={id} keys={keys}"),
+            Op::LeaseLeases => "lease leases".to_string(),
         }
     }
 }
