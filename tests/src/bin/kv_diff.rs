@@ -118,8 +118,8 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
     };
     let mut watches = None;
     if !specs.is_empty() {
-        let r = watch::Side::open("reference", reference.client(), &specs).await?;
-        let c = watch::Side::open("candidate", candidate.client(), &specs).await?;
+        let r = watch::Side::open("reference", reference.watch_client(), &specs).await?;
+        let c = watch::Side::open("candidate", candidate.watch_client(), &specs).await?;
         r.wait_created().await.map_err(anyhow::Error::msg)?;
         if let Err(e) = c.wait_created().await {
             eprintln!("kv-diff: MISMATCH in watches (seed {}): {e}", args.seed);
@@ -154,6 +154,7 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
     }
     generator.observe(&initial, &first);
 
+    let started = std::time::Instant::now();
     let mut by_kind: BTreeMap<Kind, usize> = BTreeMap::new();
     let mut errors = 0usize;
     let mut coverage = Coverage::default();
@@ -203,11 +204,18 @@ async fn run(args: &Args) -> anyhow::Result<Verdict> {
         }
         context.push_back(format!("#{n} {} -> {}", op.summary(), brief(&answer)));
     }
+    let ops_took = started.elapsed();
     let mut watch_summary = String::new();
     if let Some((r, c)) = watches.as_mut() {
         let final_rev = last_closing_rev(&closing_revs).unwrap_or(generator.current_rev());
         match compare_watches(&specs, &closing_revs, final_rev, r, c, args).await? {
-            Some(summary) => watch_summary = summary,
+            Some(summary) => {
+                watch_summary = format!(
+                    "{summary}; ops took {:.1} s, watch checks {:.1} s",
+                    ops_took.as_secs_f64(),
+                    (started.elapsed() - ops_took).as_secs_f64()
+                )
+            }
             None => return Ok(Verdict::Differ),
         }
     }
