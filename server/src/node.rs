@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt;
 use tracing::{error, info, warn};
 use witan_proto::etcdserverpb::lease_server::LeaseServer;
 use witan_proto::etcdserverpb::maintenance_server::MaintenanceServer;
@@ -326,7 +327,16 @@ async fn serve(
     stopped: watch::Receiver<bool>,
     what: &'static str,
 ) {
-    let incoming = TcpListenerStream::new(listener);
+    // tonic ignores its own `tcp_nodelay` with a custom incoming stream, and
+    // Nagle's algorithm stalls small gRPC frames behind delayed ACKs.
+    let incoming = TcpListenerStream::new(listener).map(|stream| {
+        if let Ok(stream) = &stream {
+            if let Err(err) = stream.set_nodelay(true) {
+                warn!(%err, "cannot set TCP_NODELAY");
+            }
+        }
+        stream
+    });
     let server = router.serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone()));
     let grace = async {
         wait_stop(stopped).await;

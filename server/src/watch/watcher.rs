@@ -8,6 +8,8 @@
 //! `next` past what they covered, so the switch between them neither skips
 //! nor repeats an event.
 
+use std::collections::HashMap;
+
 use witan_proto::mvccpb::event::EventType;
 use witan_proto::mvccpb::{Event, KeyValue};
 
@@ -62,18 +64,24 @@ impl Watcher {
             && self.spec.filter.keeps(change.deleted)
     }
 
-    /// The watch's events among `changes` from the live feed (whose `prev`
-    /// is filled in). Does not move `next`.
+    /// The watch's events among `changes`, the changes of one revision
+    /// from the live feed (whose `prev` is filled in). Does not move `next`.
+    ///
+    /// etcd's prev_kv is the key as of the revision before the event's, so
+    /// when a txn changes a key twice (put, then delete) both events carry
+    /// the key from before the txn: the `prev` of its first change.
     pub fn live_events(&self, changes: &[Change]) -> Vec<Event> {
+        let mut before: HashMap<&[u8], Option<&KeyValue>> = HashMap::new();
+        if self.spec.prev_kv {
+            for c in changes {
+                before.entry(c.kv.key.as_slice()).or_insert(c.prev.as_ref());
+            }
+        }
         changes
             .iter()
             .filter(|c| self.wants(c))
             .map(|c| {
-                let prev = if self.spec.prev_kv {
-                    c.prev.clone()
-                } else {
-                    None
-                };
+                let prev = before.get(c.kv.key.as_slice()).copied().flatten().cloned();
                 event(c, prev)
             })
             .collect()
@@ -128,10 +136,13 @@ fn event(change: &Change, prev_kv: Option<KeyValue>) -> Event {
     } else {
         EventType::Put
     };
+    // etcd gives a put that creates the key no prev_kv, even when a txn
+    // deleted and re-created it within one revision.
+    let creates = !change.deleted && change.kv.create_revision == change.kv.mod_revision;
     Event {
         r#type: kind as i32,
         kv: Some(change.kv.clone()),
-        prev_kv,
+        prev_kv: if creates { None } else { prev_kv },
     }
 }
 
@@ -216,5 +227,36 @@ mod tests {
             (&b"k"[..], 3, 0)
         );
         assert_eq!(events[0].prev_kv.as_ref().unwrap().value, b"v");
+    }
+
+    #[test]
+    fn prev_kv_is_the_key_before_the_revision_and_none_for_a_creation() {
+        let w = watcher(
+            WatchCreateRequest {
+                key: b"k".to_vec(),
+                prev_kv: true,
+                ..Default::default()
+            },
+            2,
+        );
+        // One txn at revision 7: put k (was "old"), then delete k.
+        let put = change("k", 7, false, Some("old"));
+        let mut delete = change("k", 7, true, None);
+        delete.prev = put.kv.clone().into();
+        let events = w.live_events(&[put, delete]);
+        let prevs: Vec<&[u8]> = events
+            .iter()
+            .map(|e| e.prev_kv.as_ref().unwrap().value.as_slice())
+            .collect();
+        assert_eq!(
+            prevs,
+            [&b"old"[..], b"old"],
+            "both see the key from before the txn"
+        );
+
+        // A put that re-creates the key (create == mod revision): no prev_kv.
+        let mut recreate = change("k", 8, false, Some("old"));
+        recreate.kv.create_revision = 8;
+        assert!(w.live_events(&[recreate])[0].prev_kv.is_none());
     }
 }
