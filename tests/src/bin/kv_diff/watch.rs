@@ -471,57 +471,16 @@ impl Collected {
     }
 }
 
-/// Whether two events differ only by witan's known prev_kv difference.
-///
-/// Known difference (witan issue, reported, harmless): a DELETE of a key
-/// that the same txn put earlier (only etcd 3.4's from-key duplicate check
-/// lets a txn do that). etcd fills an event's prev_kv by reading the key at
-/// the event's revision - 1, so it reports the kv from before the txn (or
-/// none); witan reports the kv the txn itself put, which is what the txn's
-/// own DeleteRange answered as prev_kvs. Both leave a client with the same
-/// final state. The candidate's prev_kv is then at the event's own revision,
-/// which etcd can never produce, so the rule cannot hide anything else.
-pub fn known_prev_kv_difference(reference: &Event, candidate: &Event) -> bool {
-    !reference.put
-        && reference.put == candidate.put
-        && reference.kv == candidate.kv
-        && reference
-            .prev_kv
-            .as_ref()
-            .is_none_or(|p| p.mod_revision < reference.kv.mod_revision)
-        && candidate
-            .prev_kv
-            .as_ref()
-            .is_some_and(|p| p.mod_revision == candidate.kv.mod_revision)
-}
-
-/// Compares two histories of watch `spec`: `Ok` with the number of events
-/// that differ only by [`known_prev_kv_difference`] (when `strict` is
-/// false), or the first difference described for a report.
-pub fn compare(
-    spec: &WatchSpec,
-    reference: &History,
-    candidate: &History,
-    strict: bool,
-) -> Result<usize, String> {
+/// Compares two histories of watch `spec` event by event: `Ok` when they
+/// are equal, else the first difference described for a report.
+pub fn compare(spec: &WatchSpec, reference: &History, candidate: &History) -> Result<(), String> {
     let (r, c) = (&reference.events, &candidate.events);
-    let mut known = 0;
-    let mut first = None;
-    for i in 0..r.len().max(c.len()) {
-        match (r.get(i), c.get(i)) {
-            (Some(a), Some(b)) if a == b => {}
-            (Some(a), Some(b)) if !strict && known_prev_kv_difference(a, b) => known += 1,
-            _ => {
-                first = Some(i);
-                break;
-            }
-        }
-    }
+    let first = (0..r.len().max(c.len())).find(|i| r.get(*i) != c.get(*i));
     if first.is_none()
         && reference.created_revision == candidate.created_revision
         && reference.cancel == candidate.cancel
     {
-        return Ok(known);
+        return Ok(());
     }
     let mut out = format!("watch \"{}\": {spec:?}\n", spec.name);
     if reference.created_revision != candidate.created_revision {
@@ -627,21 +586,21 @@ mod tests {
             events: vec![put(2), put(3)],
             cancel: None,
         };
-        assert_eq!(compare(&early()[0], &r, &r.clone(), true), Ok(0));
+        assert_eq!(compare(&early()[0], &r, &r.clone()), Ok(()));
         let mut c = r.clone();
         c.events[1] = put(4);
-        let d = compare(&early()[0], &r, &c, false).unwrap_err();
+        let d = compare(&early()[0], &r, &c).unwrap_err();
         assert!(d.contains("first different event: #1"), "{d}");
         let mut c = r.clone();
         c.cancel = Some(Cancel {
             compact_revision: 3,
             reason: String::new(),
         });
-        assert!(compare(&early()[0], &r, &c, false).is_err());
+        assert!(compare(&early()[0], &r, &c).is_err());
     }
 
     #[test]
-    fn known_difference_is_only_a_prev_kv_from_the_same_revision() {
+    fn a_different_prev_kv_is_a_difference() {
         let deleted = Kv {
             value: Bytes::default(),
             create_revision: 0,
@@ -650,37 +609,19 @@ mod tests {
         };
         let etcd = Event {
             put: false,
-            kv: deleted.clone(),
+            kv: deleted,
             prev_kv: Some(kv("c/k3", 4, 51, 3)),
         };
         let witan = Event {
             prev_kv: Some(kv("c/k3", 4, 53, 4)),
             ..etcd.clone()
         };
-        assert!(known_prev_kv_difference(&etcd, &witan));
-        let none = Event {
-            prev_kv: None,
-            ..etcd.clone()
-        };
-        assert!(known_prev_kv_difference(&none, &witan));
-        // A prev_kv from an older revision is a real difference.
-        let older = Event {
-            prev_kv: Some(kv("c/k3", 4, 50, 2)),
-            ..etcd.clone()
-        };
-        assert!(!known_prev_kv_difference(&etcd, &older));
-        assert!(!known_prev_kv_difference(&etcd, &none));
-        // Never for puts.
-        let (mut p, mut q) = (put(5), put(5));
-        q.prev_kv = Some(kv("a/k1", 2, 5, 1));
-        p.prev_kv = None;
-        assert!(!known_prev_kv_difference(&p, &q));
         let h = |e: &Event| History {
             created_revision: Some(1),
             events: vec![e.clone()],
             cancel: None,
         };
-        assert_eq!(compare(&early()[4], &h(&etcd), &h(&witan), false), Ok(1));
-        assert!(compare(&early()[4], &h(&etcd), &h(&witan), true).is_err());
+        assert_eq!(compare(&early()[4], &h(&etcd), &h(&etcd)), Ok(()));
+        assert!(compare(&early()[4], &h(&etcd), &h(&witan)).is_err());
     }
 }
