@@ -39,7 +39,7 @@ mod view;
 mod write;
 
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -4,44 +4,15 @@ use futures::FutureExt;
 use openraft::testing::log_id;
 use openraft::RaftSnapshotBuilder;
 use sqlx::Row;
-use witan_proto::etcdserverpb::{
-    CompactionRequest, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse,
-};
+use witan_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use witan_proto::raftpb::command::Op;
 use witan_proto::raftpb::command_response::Result as Outcome;
 use witan_proto::raftpb::{Command, CommandBatch, CommandResponse};
 
 use super::*;
+use crate::mvcc::testing::{compact, delete, put};
 use crate::mvcc::MvccError;
 use crate::raft::Membership;
-
-fn put(key: &str, value: &str) -> Command {
-    Command {
-        op: Some(Op::Put(PutRequest {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        })),
-    }
-}
-
-fn delete(key: &str) -> Command {
-    Command {
-        op: Some(Op::DeleteRange(DeleteRangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })),
-    }
-}
-
-fn compact(revision: i64) -> Command {
-    Command {
-        op: Some(Op::Compact(CompactionRequest {
-            revision,
-            physical: false,
-        })),
-    }
-}
 
 fn normal(index: u64, commands: Vec<Command>) -> Entry {
     Entry {
@@ -152,7 +123,14 @@ async fn command_batches_apply_and_persist() {
         .apply([
             normal(1, vec![put("a", "1"), put("b", "1")]),
             blank(2),
-            normal(3, vec![put("a", "2"), delete("b"), delete("nothing")]),
+            normal(
+                3,
+                vec![
+                    put("a", "2"),
+                    delete("b", "", false),
+                    delete("nothing", "", false),
+                ],
+            ),
         ])
         .await
         .unwrap();
@@ -197,7 +175,10 @@ async fn compaction_removes_history_but_keeps_later_reads() {
     // Revisions 2..=7; compaction at 5 in the same apply call.
     sm.apply([
         normal(1, vec![put("a", "1"), put("b", "1"), put("c", "1")]),
-        normal(2, vec![put("a", "2"), delete("c"), put("b", "2")]),
+        normal(
+            2,
+            vec![put("a", "2"), delete("c", "", false), put("b", "2")],
+        ),
         normal(3, vec![compact(5)]),
     ])
     .await
@@ -246,7 +227,7 @@ async fn populate(sm: &mut StateMachineStore) {
     sm.apply([
         membership(1, &[1]),
         normal(2, vec![put("x", "1"), put("y", "1")]),
-        normal(3, vec![put("x", "2"), delete("y"), compact(3)]),
+        normal(3, vec![put("x", "2"), delete("y", "", false), compact(3)]),
         normal(4, vec![put("z", "1")]),
     ])
     .await

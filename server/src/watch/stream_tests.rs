@@ -12,8 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use witan_proto::etcdserverpb::{
-    request_op, CompactionRequest, DeleteRangeRequest, PutRequest, RequestOp, TxnRequest,
-    WatchCreateRequest,
+    request_op, PutRequest, RequestOp, TxnRequest, WatchCreateRequest,
 };
 use witan_proto::mvccpb::event::EventType;
 use witan_proto::mvccpb::Event;
@@ -21,29 +20,11 @@ use witan_proto::raftpb::command::Op;
 use witan_proto::raftpb::{Command, CommandBatch};
 
 use super::*;
+use crate::mvcc::testing::{compact, delete, put};
 use crate::raft::Entry;
 use crate::storage::StateMachineStore;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn put(key: &str, value: &str) -> Command {
-    Command {
-        op: Some(Op::Put(PutRequest {
-            key: key.into(),
-            value: value.into(),
-            ..Default::default()
-        })),
-    }
-}
-
-fn delete(key: &str) -> Command {
-    Command {
-        op: Some(Op::DeleteRange(DeleteRangeRequest {
-            key: key.into(),
-            ..Default::default()
-        })),
-    }
-}
 
 fn txn_puts(keys: &[&str]) -> Command {
     let success = keys
@@ -60,15 +41,6 @@ fn txn_puts(keys: &[&str]) -> Command {
         op: Some(Op::Txn(TxnRequest {
             success,
             ..Default::default()
-        })),
-    }
-}
-
-fn compact(revision: i64) -> Command {
-    Command {
-        op: Some(Op::Compact(CompactionRequest {
-            revision,
-            physical: false,
         })),
     }
 }
@@ -220,7 +192,7 @@ async fn live_events_come_one_revision_per_response_with_prev_kv() {
         put("a/1", "x"),
         put("b", "y"),
         put("a/1", "z"),
-        delete("a/1"),
+        delete("a/1", "", false),
     ])
     .await;
     h.apply(vec![txn_puts(&["a/2", "a/3", "c"])]).await;
@@ -355,7 +327,7 @@ async fn a_compacted_start_is_created_then_canceled_as_etcd() {
     for i in 0..5 {
         h.apply(vec![put("p", &format!("v{i}"))]).await;
     }
-    h.apply(vec![delete("p")]).await;
+    h.apply(vec![delete("p", "", false)]).await;
     h.apply(vec![compact(4)]).await;
     let mut c = h.open(16);
     c.create(create("p", "", 2)).await;
