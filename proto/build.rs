@@ -6,7 +6,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/etcd/kv.proto",
         "proto/etcd/auth.proto",
         "proto/etcd/rpc.proto",
+        "proto/etcd/v3lock.proto",
+        "proto/etcd/v3election.proto",
         "proto/witan/raft.proto",
+        "proto/witan/recipes.proto",
     ];
     for file in files {
         println!("cargo:rerun-if-changed={file}");

@@ -1,6 +1,8 @@
 //! witan's wire protocol, generated from `proto/`: etcd's v3 API
 //! (`etcdserverpb`, `mvccpb`, `authpb`) with etcd's package, message and
-//! field names, and witan's own member-to-member protocol (`witan.raft.v1`).
+//! field names, etcd's Lock and Election services (`v3lockpb`, `v3electionpb`),
+//! witan's own member-to-member protocol (`witan.raft.v1`) and its
+//! coordination recipes (`witan.recipes.v1`).
 //! This crate holds generated code only.
 
 #![allow(clippy::all, missing_docs)]
@@ -21,6 +23,16 @@ pub mod etcdserverpb {
     tonic::include_proto!("etcdserverpb");
 }
 
+/// etcd's `v3lockpb` package: the Lock service.
+pub mod v3lockpb {
+    tonic::include_proto!("v3lockpb");
+}
+
+/// etcd's `v3electionpb` package: the Election service.
+pub mod v3electionpb {
+    tonic::include_proto!("v3electionpb");
+}
+
 /// witan's own packages, nested as their protobuf package names.
 pub mod witan {
     /// Member-to-member protocol.
@@ -30,6 +42,15 @@ pub mod witan {
             tonic::include_proto!("witan.raft.v1");
         }
     }
+
+    /// Coordination recipes etcd lacks.
+    pub mod recipes {
+        /// `witan.recipes.v1`: Barrier, DoubleBarrier, Semaphore, RwLock.
+        pub mod v1 {
+            tonic::include_proto!("witan.recipes.v1");
+        }
+    }
 }
 
 pub use witan::raft::v1 as raftpb;
+pub use witan::recipes::v1 as recipespb;
