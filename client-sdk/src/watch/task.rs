@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
+use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 use tracing::{Instrument, debug, info_span, warn};
 use witan_proto::etcdserverpb::watch_request::RequestUnion;
@@ -66,6 +67,9 @@ pub(crate) struct RawBatch {
 
 /// What the consumer receives.
 pub(crate) type Batches = mpsc::Receiver<Result<RawBatch, Error>>;
+
+/// The metadata etcd's clients send to ask for "require leader".
+const REQUIRE_LEADER_KEY: &str = "hasleader";
 
 /// Batches buffered before the task waits for the consumer (while it
 /// waits it does not read the stream, and the member buffers, then lets
@@ -146,11 +150,15 @@ impl Task {
                 failures = 0;
             }
             failures += 1;
-            if self.established.is_some() && Instant::now() >= self.setup_deadline {
+            let setting_up = self.established.is_some();
+            if setting_up && Instant::now() >= self.setup_deadline {
                 return self.fail(retry::gave_up(Some(status))).await;
             }
-            if self.established.is_none() {
-                warn!(%status, resume = self.resume.start_revision(), "watch stream broke; resuming on the next member");
+            let resume = self.resume.start_revision();
+            if !setting_up && failures == 1 {
+                warn!(%status, resume, "watch stream broke; resuming on the next member");
+            } else {
+                debug!(%status, resume, "watch stream attempt failed");
             }
             if failures.is_multiple_of(self.client.member_count()) {
                 let pause = tokio::time::sleep(backoff.pause());
@@ -181,7 +189,14 @@ impl Task {
         tokio::pin!(deadline);
 
         let mut watch = grpc::watch(channel);
-        let call = watch.watch(ReceiverStream::new(request_stream));
+        let mut request = tonic::Request::new(ReceiverStream::new(request_stream));
+        // etcd's "require leader": a member that loses its leader ends the
+        // stream ("no leader") instead of going quiet, so the watch moves
+        // to a member on the majority side.
+        request
+            .metadata_mut()
+            .insert(REQUIRE_LEADER_KEY, MetadataValue::from_static("true"));
+        let call = watch.watch(request);
         let mut stream = tokio::select! {
             answer = call => match answer {
                 Ok(response) => response.into_inner(),
