@@ -18,6 +18,25 @@
 //! - `witan_recipes::KvCore` for [`Client`], so the recipes run
 //!   client-side.
 //!
+//! Where things are, and the rules they keep:
+//!
+//! - `client`: [`Client`] and `execute`, the one loop every unary call
+//!   runs through (deadline, failover, repeat); `members`: one channel per
+//!   endpoint and which one is current; `endpoint`, [`ClientOptions`].
+//! - `retry` alone decides whether a failed attempt may be repeated:
+//!   reads, keepalives and watch creation always; a write only when it
+//!   certainly never took effect (the connection was refused, or the
+//!   member answered "no leader", which it says only before proposing).
+//!   Anything else makes a write fail with [`Error::OutcomeUnknown`].
+//! - `error` alone reads etcd's error texts; everything else matches on
+//!   [`Error`] variants.
+//! - `kv`: the builders and response types; protobuf stays inside the
+//!   crate (the `KvCore` implementation in `core` speaks it because the
+//!   recipes do).
+//! - `watch`: builder, the reconnecting task, the pure resume logic
+//!   (`resume`), the consumer's stream; `session`, `lease`, `cas`,
+//!   `keyspace`.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
