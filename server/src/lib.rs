@@ -14,5 +14,6 @@ pub mod lease;
 pub mod mvcc;
 pub mod node;
 pub mod raft;
+pub mod recipes;
 pub mod storage;
 pub mod watch;

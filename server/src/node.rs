@@ -28,6 +28,7 @@ use crate::raft::proposer::Proposer;
 use crate::raft::read_index::ReadIndex;
 use crate::raft::service::{FaultInjectionService, TransportService};
 use crate::raft::{Member, NodeId, Raft};
+use crate::recipes::LocalCore;
 use crate::storage;
 use crate::watch::{WatchHub, WatchSettings};
 
@@ -75,6 +76,7 @@ pub struct Node {
     servers: JoinSet<()>,
     client_addrs: Vec<SocketAddr>,
     peer_addrs: Vec<SocketAddr>,
+    local_core: LocalCore,
 }
 
 impl Node {
@@ -160,22 +162,24 @@ impl Node {
             },
             stopped.clone(),
         );
+        let kv = Arc::new(KvService::new(core.clone(), limits));
+        let leases = Arc::new(api::LeaseService::new(
+            core.clone(),
+            min_lease_ttl(config.election_timeout),
+        ));
+        let local_core = LocalCore::new(kv.clone(), leases.clone(), watches.clone(), state.clone());
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
         for listener in client_listeners {
             client_addrs.push(local_addr(&listener)?);
-            let kv = KvService::new(core.clone(), limits);
             let router = tonic::transport::Server::builder()
-                .add_service(api::kv_server(kv))
+                .add_service(api::kv_server(kv.clone()))
                 .add_service(api::watch_server(api::WatchService::new(
                     watches.clone(),
                     header.clone(),
                     config.max_request_bytes,
                 )))
-                .add_service(LeaseServer::new(api::LeaseService::new(
-                    core.clone(),
-                    min_lease_ttl(config.election_timeout),
-                )))
+                .add_service(LeaseServer::from_arc(leases.clone()))
                 .add_service(api::ClusterNotImplemented)
                 .add_service(MaintenanceServer::new(api::MaintenanceService::new(
                     raft.metrics(),
@@ -217,7 +221,13 @@ impl Node {
             servers,
             client_addrs,
             peer_addrs,
+            local_core,
         })
+    }
+
+    /// The member's KV core for in-process callers (the recipes).
+    pub fn local_core(&self) -> LocalCore {
+        self.local_core.clone()
     }
 
     /// This member's id.

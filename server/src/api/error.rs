@@ -15,6 +15,9 @@ pub enum ApiError {
     /// The request breaks one of etcd's request rules.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// A lease TTL above the largest one etcd accepts.
+    #[error("too large lease TTL")]
+    LeaseTtlTooLarge,
     /// The encoded request is larger than `--max-request-bytes`.
     #[error("request is too large")]
     RequestTooLarge,
@@ -40,6 +43,9 @@ impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         let (code, message): (Code, String) = match &err {
             ApiError::Request(e) => (Code::InvalidArgument, e.to_string()),
+            ApiError::LeaseTtlTooLarge => {
+                (Code::OutOfRange, "etcdserver: too large lease TTL".into())
+            }
             ApiError::RequestTooLarge => (
                 Code::InvalidArgument,
                 "etcdserver: request is too large".into(),

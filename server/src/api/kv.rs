@@ -89,6 +89,52 @@ impl KvService {
     }
 }
 
+/// The requests other parts of the member make in-process (the recipes'
+/// KV core) share the handlers' whole path: limits, validation, barrier.
+impl KvService {
+    /// Serves a Range.
+    pub async fn serve_range(&self, request: RangeRequest) -> Result<RangeResponse, ApiError> {
+        self.check_size(&request)?;
+        mvcc::validate_range(&request)?;
+        let state = self.core.readable_state(request.serializable).await?;
+        let mut response = self.range_on(state, &request).await?;
+        self.core.header.fill(&mut response.header);
+        Ok(response)
+    }
+
+    /// Serves a Txn: a read-only one like a read, any other through raft.
+    pub async fn serve_txn(&self, request: TxnRequest) -> Result<TxnResponse, ApiError> {
+        self.check_size(&request)?;
+        mvcc::validate_txn(&request, self.limits.max_txn_ops)?;
+        let applied = if txn_is_read_only(&request) {
+            let state = self
+                .core
+                .readable_state(txn_is_serializable(&request))
+                .await?;
+            let command = Command {
+                op: Some(Op::Txn(request)),
+            };
+            let response = self.read_only_txn_on(state, &command).await?;
+            match response.result {
+                Some(Applied::Error(e)) => return Err(core::rejection(e.kind())),
+                Some(applied) => applied,
+                None => return Err(ApiError::UnexpectedResponse("empty txn response")),
+            }
+        } else {
+            self.core.write(Op::Txn(request)).await?
+        };
+        match applied {
+            Applied::Txn(mut response) => {
+                self.core.header.fill(&mut response.header);
+                Ok(response)
+            }
+            _ => Err(ApiError::UnexpectedResponse(
+                "txn answered with another kind",
+            )),
+        }
+    }
+}
+
 fn overtaken_by_compaction(err: &MvccError) -> bool {
     matches!(err, MvccError::History(e) if storage::compacted_during_read(e))
 }
@@ -124,13 +170,7 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let request = request.into_inner();
-        self.check_size(&request)?;
-        mvcc::validate_range(&request).map_err(ApiError::from)?;
-        let state = self.core.readable_state(request.serializable).await?;
-        let mut response = self.range_on(state, &request).await?;
-        self.core.header.fill(&mut response.header);
-        Ok(Response::new(response))
+        Ok(Response::new(self.serve_range(request.into_inner()).await?))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
@@ -163,33 +203,7 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let request = request.into_inner();
-        self.check_size(&request)?;
-        mvcc::validate_txn(&request, self.limits.max_txn_ops).map_err(ApiError::from)?;
-        let applied = if txn_is_read_only(&request) {
-            let state = self
-                .core
-                .readable_state(txn_is_serializable(&request))
-                .await?;
-            let command = Command {
-                op: Some(Op::Txn(request)),
-            };
-            let response = self.read_only_txn_on(state, &command).await?;
-            match response.result {
-                Some(Applied::Error(e)) => return Err(core::rejection(e.kind()).into()),
-                Some(applied) => applied,
-                None => return Err(ApiError::UnexpectedResponse("empty txn response").into()),
-            }
-        } else {
-            self.core.write(Op::Txn(request)).await?
-        };
-        match applied {
-            Applied::Txn(mut response) => {
-                self.core.header.fill(&mut response.header);
-                Ok(Response::new(response))
-            }
-            _ => Err(ApiError::UnexpectedResponse("txn answered with another kind").into()),
-        }
+        Ok(Response::new(self.serve_txn(request.into_inner()).await?))
     }
 
     async fn compact(
@@ -210,9 +224,9 @@ impl Kv for KvService {
 /// The service wrapped for tonic, with etcd's gRPC message size limit
 /// (requests a little over `--max-request-bytes` still reach the handler,
 /// which answers with etcd's "request is too large").
-pub fn server(service: KvService) -> etcdserverpb::kv_server::KvServer<KvService> {
+pub fn server(service: Arc<KvService>) -> etcdserverpb::kv_server::KvServer<KvService> {
     let limit = service.limits.max_request_bytes + GRPC_OVERHEAD_BYTES;
-    etcdserverpb::kv_server::KvServer::new(service)
+    etcdserverpb::kv_server::KvServer::from_arc(service)
         .max_decoding_message_size(limit)
         .max_encoding_message_size(usize::MAX)
 }

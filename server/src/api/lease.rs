@@ -51,8 +51,8 @@ fn random_id() -> i64 {
     i64::try_from(id).unwrap_or(i64::MAX).max(1)
 }
 
-fn unexpected() -> Status {
-    ApiError::UnexpectedResponse("lease command answered with another kind").into()
+fn unexpected() -> ApiError {
+    ApiError::UnexpectedResponse("lease command answered with another kind")
 }
 
 /// Answers one keepalive through the write path.
@@ -73,17 +73,13 @@ async fn keep_alive(core: &ApiCore, id: i64) -> Result<LeaseKeepAliveResponse, A
     }
 }
 
-type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
-
-#[tonic::async_trait]
-impl Lease for LeaseService {
-    async fn lease_grant(
-        &self,
-        request: Request<LeaseGrantRequest>,
-    ) -> Result<Response<LeaseGrantResponse>, Status> {
-        let request = request.into_inner();
+/// The requests, callable in-process (the recipes' KV core) as well as by
+/// the gRPC handlers.
+impl LeaseService {
+    /// Grants a lease (a generated ID when the request has none).
+    pub async fn grant(&self, request: LeaseGrantRequest) -> Result<LeaseGrantResponse, ApiError> {
         if request.ttl > MAX_LEASE_TTL {
-            return Err(Status::out_of_range("etcdserver: too large lease TTL"));
+            return Err(ApiError::LeaseTtlTooLarge);
         }
         let ttl = request.ttl.max(self.min_ttl);
         let chosen = request.id != 0;
@@ -93,30 +89,84 @@ impl Lease for LeaseService {
             match self.core.write(op).await {
                 Ok(Applied::LeaseGrant(mut response)) => {
                     self.core.header.fill(&mut response.header);
-                    return Ok(Response::new(response));
+                    return Ok(response);
                 }
                 Ok(_) => return Err(unexpected()),
                 // A generated ID that happens to be taken: the refused grant
                 // changed nothing, so another ID may be tried.
                 Err(ApiError::Mvcc(MvccError::LeaseExists)) if !chosen => continue,
-                Err(err) => return Err(err.into()),
+                Err(err) => return Err(err),
             }
         }
-        Err(ApiError::Mvcc(MvccError::LeaseExists).into())
+        Err(ApiError::Mvcc(MvccError::LeaseExists))
+    }
+
+    /// Revokes a lease and deletes its keys.
+    pub async fn revoke(
+        &self,
+        request: LeaseRevokeRequest,
+    ) -> Result<LeaseRevokeResponse, ApiError> {
+        match self.core.write(Op::LeaseRevoke(request)).await? {
+            Applied::LeaseRevoke(mut response) => {
+                self.core.header.fill(&mut response.header);
+                Ok(response)
+            }
+            _ => Err(unexpected()),
+        }
+    }
+
+    /// Renews a lease once (answered once the renewal is applied).
+    pub async fn keep_alive_once(&self, id: i64) -> Result<LeaseKeepAliveResponse, ApiError> {
+        keep_alive(&self.core, id).await
+    }
+
+    /// A lease's remaining TTL (-1 if unknown), behind the read barrier.
+    pub async fn time_to_live(
+        &self,
+        request: LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, ApiError> {
+        let state = self.core.readable_state(false).await?;
+        let mut header = Some(ResponseHeader {
+            revision: state.kv.revision(),
+            ..ResponseHeader::default()
+        });
+        self.core.header.fill(&mut header);
+        Ok(match state.kv.leases().info(request.id) {
+            Some(info) => LeaseTimeToLiveResponse {
+                header,
+                id: info.id,
+                ttl: info.remaining_ms / 1000,
+                granted_ttl: info.ttl,
+                keys: if request.keys { info.keys } else { Vec::new() },
+            },
+            // etcd answers an unknown (or expired) lease with TTL -1.
+            None => LeaseTimeToLiveResponse {
+                header,
+                id: request.id,
+                ttl: -1,
+                granted_ttl: 0,
+                keys: Vec::new(),
+            },
+        })
+    }
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(
+        &self,
+        request: Request<LeaseGrantRequest>,
+    ) -> Result<Response<LeaseGrantResponse>, Status> {
+        Ok(Response::new(self.grant(request.into_inner()).await?))
     }
 
     async fn lease_revoke(
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let op = Op::LeaseRevoke(request.into_inner());
-        match self.core.write(op).await? {
-            Applied::LeaseRevoke(mut response) => {
-                self.core.header.fill(&mut response.header);
-                Ok(Response::new(response))
-            }
-            _ => Err(unexpected()),
-        }
+        Ok(Response::new(self.revoke(request.into_inner()).await?))
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
@@ -149,31 +199,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let request = request.into_inner();
-        let state = self.core.readable_state(false).await?;
-        let mut header = Some(ResponseHeader {
-            revision: state.kv.revision(),
-            ..ResponseHeader::default()
-        });
-        self.core.header.fill(&mut header);
-        let response = match state.kv.leases().info(request.id) {
-            Some(info) => LeaseTimeToLiveResponse {
-                header,
-                id: info.id,
-                ttl: info.remaining_ms / 1000,
-                granted_ttl: info.ttl,
-                keys: if request.keys { info.keys } else { Vec::new() },
-            },
-            // etcd answers an unknown (or expired) lease with TTL -1.
-            None => LeaseTimeToLiveResponse {
-                header,
-                id: request.id,
-                ttl: -1,
-                granted_ttl: 0,
-                keys: Vec::new(),
-            },
-        };
-        Ok(Response::new(response))
+        Ok(Response::new(
+            self.time_to_live(request.into_inner()).await?,
+        ))
     }
 
     async fn lease_leases(
