@@ -9,9 +9,9 @@ use crate::fence::fenced_txn;
 use crate::held::{FencingToken, Held};
 use crate::keys::Span;
 use crate::ops;
-use crate::queue::{self, wait_turn, Entry, Ticket, Turn};
-use crate::size::{self, Size};
-use crate::withdraw::Withdrawal;
+use crate::queue::{wait_turn, Entry, Ticket, Turn};
+use crate::size::Size;
+use crate::withdraw;
 
 /// One blocking acquisition.
 #[derive(Debug, Clone)]
@@ -39,12 +39,8 @@ pub(crate) async fn acquire<C: KvCore>(core: &C, spec: &Spec<'_>) -> Result<Held
     let ticket = &spec.ticket;
     let mut first = true;
     loop {
-        let joined = match &spec.size {
-            Some(size) => size::join(core, size, ticket).await,
-            None => queue::enqueue(core, ticket).await,
-        };
-        let entry = match joined {
-            Ok(entry) => entry,
+        let (entry, mut withdrawal) = match withdraw::join(core, ticket, spec.size.as_ref()).await {
+            Ok(joined) => joined,
             // The key vanished while waiting and the lease is gone too.
             Err(RecipeError::Core(CoreError::LeaseNotFound)) if !first => {
                 return Err(RecipeError::LeaseExpired)
@@ -52,8 +48,6 @@ pub(crate) async fn acquire<C: KvCore>(core: &C, spec: &Spec<'_>) -> Result<Held
             Err(error) => return Err(error),
         };
         first = false;
-        let mut withdrawal =
-            Withdrawal::new(core, &entry.key, entry.create_revision, entry.created);
         match take_turn(core, spec, &entry).await? {
             Some(revision) => {
                 withdrawal.disarm();

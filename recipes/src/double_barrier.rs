@@ -31,9 +31,9 @@ use crate::held::{FencingToken, Held};
 use crate::keys::{self, Span};
 use crate::ops;
 use crate::queue::{Entry, Ticket};
-use crate::size::{self, Size};
+use crate::size::Size;
 use crate::wake::{wait_for, Wake, WakeOn};
-use crate::withdraw::Withdrawal;
+use crate::withdraw;
 
 /// The keys of one double barrier.
 struct Layout {
@@ -86,16 +86,14 @@ pub async fn enter<C: KvCore>(
     };
     let mut first = true;
     loop {
-        let entry = match size::join(core, &size, &ticket).await {
-            Ok(entry) => entry,
+        let (entry, mut withdrawal) = match withdraw::join(core, &ticket, Some(&size)).await {
+            Ok(joined) => joined,
             Err(RecipeError::Core(CoreError::LeaseNotFound)) if !first => {
                 return Err(RecipeError::LeaseExpired)
             }
             Err(error) => return Err(error),
         };
         first = false;
-        let mut withdrawal =
-            Withdrawal::new(core, &entry.key, entry.create_revision, entry.created);
         let opened = wait_open(core, &layout, &entry, count).await?;
         // Either the barrier opened (keep the key) or the key is gone.
         withdrawal.disarm();

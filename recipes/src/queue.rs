@@ -147,8 +147,8 @@ pub(crate) enum Turn {
 }
 
 /// Waits until fewer than `slots` keys of `ahead` created before `entry`
-/// remain, then checks that `entry`'s key still exists with its create
-/// revision (a key whose lease expired during the wait holds nothing).
+/// remain while `entry`'s key still exists with its create revision (a
+/// key whose lease expired during the wait holds nothing).
 pub(crate) async fn wait_turn<C: KvCore>(
     core: &C,
     entry: &Entry,
@@ -156,12 +156,26 @@ pub(crate) async fn wait_turn<C: KvCore>(
     slots: u32,
 ) -> Result<Turn, RecipeError> {
     loop {
-        let resp = core
-            .range(ahead_request(ahead, entry.create_revision, slots))
-            .await?;
-        let revision = ops::revision(&resp.header)?;
-        let watched: Vec<(Vec<u8>, WakeOn)> = match decide(&resp.kvs, slots) {
-            Decision::Go => return confirm(core, entry).await,
+        // The keys ahead and the caller's own key at one revision: the
+        // turn is decided on both, and the watches start right after it,
+        // so a delete of either is never missed.
+        let (reads, revision) = ops::snapshot(
+            core,
+            vec![
+                ahead_request(ahead, entry.create_revision, slots),
+                ops::get(&entry.key),
+            ],
+        )
+        .await?;
+        let present = reads[1]
+            .kvs
+            .first()
+            .is_some_and(|kv| kv.create_revision == entry.create_revision);
+        if !present {
+            return Ok(Turn::Gone);
+        }
+        let watched: Vec<(Vec<u8>, WakeOn)> = match decide(&reads[0].kvs, slots) {
+            Decision::Go => return Ok(Turn::Granted(revision)),
             Decision::AnyDeleted(keys) => keys.into_iter().map(|k| (k, WakeOn::Delete)).collect(),
             Decision::PredecessorChanged(key) => vec![(key, WakeOn::Any)],
         };
@@ -169,18 +183,6 @@ pub(crate) async fn wait_turn<C: KvCore>(
             Wake::Changed(_) => continue,
             Wake::OwnKeyGone => return Ok(Turn::Gone),
         }
-    }
-}
-
-/// Whether the entry's key still exists as created. Keys ahead never come
-/// back (a new key has a later create revision), so a turn decided on an
-/// earlier read still holds if the key is there now.
-async fn confirm<C: KvCore>(core: &C, entry: &Entry) -> Result<Turn, RecipeError> {
-    let resp = core.range(ops::get(&entry.key)).await?;
-    let revision = ops::revision(&resp.header)?;
-    match resp.kvs.first() {
-        Some(kv) if kv.create_revision == entry.create_revision => Ok(Turn::Granted(revision)),
-        _ => Ok(Turn::Gone),
     }
 }
 

@@ -1,13 +1,21 @@
 //! Withdrawing a waiter's key when its call ends without a hold (the
 //! client cancelled, the deadline passed, the core failed), so that a
 //! waiter that gave up does not block the line until its lease expires.
+//!
+//! The key is put in a task of its own ([`join`]): a call dropped while
+//! its put is in flight cannot know whether the put took effect, but the
+//! task runs on and, its answer unwanted, drops the guard it returns,
+//! which withdraws the key.
 
 use tracing::{debug, warn};
 
 use crate::core::KvCore;
+use crate::error::RecipeError;
 use crate::fence::fenced_txn;
 use crate::held::FencingToken;
 use crate::ops;
+use crate::queue::{self, Entry, Ticket};
+use crate::size::{self, Size};
 
 /// Deletes a waiting key when dropped while armed. The delete is fenced on
 /// the key's create revision, so it never removes a later key of the same
@@ -73,5 +81,39 @@ impl<C: KvCore> Drop for Withdrawal<C> {
                 "no tokio runtime to withdraw a waiting key: it stays until its lease expires"
             ),
         }
+    }
+}
+
+/// Puts (or resumes) the ticket's key, checking `size` first if given, in
+/// a task of its own; returns the entry and its guard, armed if this call
+/// created the key. If the caller is dropped first, the task's output is
+/// dropped with the guard in it, so the key does not outlive the call.
+pub(crate) async fn join<C: KvCore>(
+    core: &C,
+    ticket: &Ticket<'_>,
+    size: Option<&Size>,
+) -> Result<(Entry, Withdrawal<C>), RecipeError> {
+    let core = core.clone();
+    let (key, value, lease) = (ticket.key.to_vec(), ticket.value.to_vec(), ticket.lease);
+    let size = size.cloned();
+    let task = tokio::spawn(async move {
+        let ticket = Ticket {
+            key: &key,
+            value: &value,
+            lease,
+        };
+        let entry = match &size {
+            Some(size) => size::join(&core, size, &ticket).await?,
+            None => queue::enqueue(&core, &ticket).await?,
+        };
+        let guard = Withdrawal::new(&core, &entry.key, entry.create_revision, entry.created);
+        Ok((entry, guard))
+    });
+    match task.await {
+        Ok(joined) => joined,
+        Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
+        Err(_) => Err(RecipeError::UnexpectedResponse(
+            "the runtime cancelled the task joining the line",
+        )),
     }
 }
