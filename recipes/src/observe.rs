@@ -24,7 +24,8 @@ use crate::ops;
 
 /// Streams the leader's key-value of election `name` and every later
 /// change of leadership or proclaimed value, each with the store revision
-/// it was seen at. The stream ends after its first error (a core failure;
+/// it was seen at (never decreasing: a leader found by reading at the
+/// revision of its predecessor's delete carries that revision). The stream ends after its first error (a core failure;
 /// compaction is handled by reading again).
 pub fn observe<C: KvCore>(
     core: C,
@@ -156,7 +157,7 @@ impl<C: KvCore> Observer<C> {
         let (key, range_end) = match resp.kvs.into_iter().next() {
             Some(kv) => {
                 let key = kv.key.clone();
-                self.offer(kv, revision);
+                self.offer(kv, from);
                 (key, Vec::new())
             }
             None => {

@@ -176,3 +176,47 @@ async fn observe_reads_again_after_its_watch_is_compacted() {
     assert_eq!(kv.value, b"v4");
     member.stop().await;
 }
+
+/// `etcdctl elect` campaigns client-side with Txn, Range and Watch on the
+/// same keys: it waits behind our leader, leads when ours resigns, and our
+/// observer sees its value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcdctl_elect_campaigns_in_the_same_election() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    if !std::path::Path::new("/usr/bin/etcdctl").exists() {
+        eprintln!("etcdctl not installed: skipping");
+        return;
+    }
+    let member = Member::start().await;
+    let core = &member.core;
+    let endpoint = member.node.client_addrs()[0].to_string();
+    let (ours, _) = campaign(core, b"el", member.lease(60).await, b"ours".to_vec())
+        .await
+        .unwrap();
+    let mut observer = Box::pin(observe(core.clone(), b"el".to_vec()));
+    let (kv, _) = within(observer.next()).await.unwrap().unwrap();
+    assert_eq!(kv.value, b"ours");
+
+    let mut etcdctl = tokio::process::Command::new("/usr/bin/etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args(["--endpoints", &endpoint, "elect", "el", "theirs"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    member.until_keys(b"el/", 2).await;
+    let mut lines = BufReader::new(etcdctl.stdout.take().unwrap()).lines();
+    resign(core, &ours).await.unwrap();
+
+    // etcdctl prints its key, then its value, once it leads.
+    let key = within(lines.next_line()).await.unwrap().unwrap();
+    let value = within(lines.next_line()).await.unwrap().unwrap();
+    assert_eq!(value, "theirs");
+    let (kv, _) = within(observer.next()).await.unwrap().unwrap();
+    assert_eq!((kv.key, kv.value), (key.into_bytes(), b"theirs".to_vec()));
+    let (now, _) = leader(core, b"el").await.unwrap();
+    core.lease_revoke(now.lease).await.unwrap();
+    etcdctl.kill().await.unwrap();
+    member.stop().await;
+}
