@@ -1,1 +1,84 @@
-//! The typed Rust SDK for witan (typed KV and Txn builders, sessions, resumable watches, endpoint failover); it arrives with the recipes and SDK issue.
+//! The typed Rust SDK for witan (and any etcd v3 cluster).
+//!
+//! - [`Client`]: connects to a list of endpoints, fails over between
+//!   members, repeats only what is safe to repeat, and gives every call a
+//!   deadline ([`ClientOptions`]).
+//! - Typed KV: [`Client::get`], [`Client::put`], [`Client::delete`],
+//!   [`Client::txn`] with [`Compare`] and [`Op`], [`Client::compact`];
+//!   responses are our own types ([`KeyValue`], [`Header`], ...), errors
+//!   one enum ([`Error`]).
+//! - Conditional writes: [`Client::put_if_absent`] and
+//!   [`Client::compare_and_swap`].
+//! - Leases and [`Session`]s (a lease kept alive in the background, with a
+//!   signal when it is lost).
+//! - Resumable watches ([`Client::watch`]): no event lost or repeated
+//!   across member failures; compaction reported, never skipped.
+//! - Typed key spaces with JSON values ([`Client::keyspace`], feature
+//!   `serde`).
+//! - `witan_recipes::KvCore` for [`Client`], so the recipes run
+//!   client-side.
+//!
+//! Where things are, and the rules they keep:
+//!
+//! - `client`: [`Client`] and `execute`, the one loop every unary call
+//!   runs through (deadline, failover, repeat); `members`: one channel per
+//!   endpoint and which one is current; `endpoint`, [`ClientOptions`].
+//! - `retry` alone decides whether a failed attempt may be repeated:
+//!   reads, keepalives and watch creation always; a write only when it
+//!   certainly never took effect (the connection was refused, or the
+//!   member answered "no leader", which it says only before proposing).
+//!   Anything else makes a write fail with [`Error::OutcomeUnknown`].
+//! - `error` alone reads etcd's error texts; everything else matches on
+//!   [`Error`] variants.
+//! - `kv`: the builders and response types; protobuf stays inside the
+//!   crate (the `KvCore` implementation in `core` speaks it because the
+//!   recipes do).
+//! - `watch`: builder, the reconnecting task, the pure resume logic
+//!   (`resume`), the consumer's stream; `session`, `lease`, `cas`,
+//!   `keyspace`.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let cluster = witan_client_testkit::Cluster::single().await;
+//! # let endpoints = cluster.endpoints();
+//! use witan_client::{Client, ClientOptions};
+//!
+//! let client = Client::connect(endpoints, ClientOptions::default()).await?;
+//! client.put("/config/mode", "blue").await?;
+//! let found = client.get("/config/mode").await?;
+//! assert_eq!(found.kvs[0].value_str()?, "blue");
+//! # cluster.stop().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod cas;
+mod client;
+mod core;
+mod endpoint;
+mod error;
+mod grpc;
+#[cfg(feature = "serde")]
+mod keyspace;
+mod kv;
+mod lease;
+mod members;
+mod options;
+mod retry;
+mod session;
+mod watch;
+
+pub use cas::{CreateOutcome, Expect, PutIfAbsent, Swap};
+pub use client::Client;
+pub use error::Error;
+#[cfg(feature = "serde")]
+pub use keyspace::{KeySpace, KeySpaceEvent, KeySpaceStream, Listing, Versioned};
+pub use kv::{
+    Cmp, Compare, Delete, DeleteResponse, Detached, Get, GetResponse, Header, KeyValue, Op,
+    OpResponse, Put, PutResponse, SortOrder, SortTarget, Txn, TxnResponse,
+};
+pub use lease::{LeaseGrant, LeaseInfo};
+pub use options::ClientOptions;
+pub use session::{Session, SessionLost};
+pub use watch::{Watch, WatchEvent, WatchStream};

@@ -21,7 +21,7 @@ use crate::raft::NodeId;
 use crate::storage::StateReader;
 
 /// Most leases revoked by one `LeaseExpire` command.
-pub const MAX_EXPIRE_BATCH: usize = 250;
+pub const MAX_EXPIRE_BATCH: usize = 1000;
 
 /// Expiry batches proposed at once.
 const EXPIRE_BATCHES_IN_FLIGHT: usize = 4;

@@ -225,32 +225,50 @@ async fn compact_history(conn: &mut SqliteConnection, compact: i64) -> Result<()
     Ok(())
 }
 
+/// Columns of a `leases` row.
+const LEASE_COLUMNS: usize = 4;
+
+// A mass expiry or a burst of grants changes thousands of leases in one
+// entry: one statement per row would make the lease table the slowest part
+// of applying it, so rows go in multi-row statements. `leases` names each
+// id once (a diff of two states), so upserts and deletes commute.
 async fn write_leases(
     conn: &mut SqliteConnection,
     leases: &[(i64, Option<Lease>)],
 ) -> Result<(), DbError> {
-    for (id, lease) in leases {
-        match lease {
-            Some(lease) => {
-                sqlx::query(
-                    "INSERT INTO leases (id, ttl, expires_at, refreshed) VALUES (?, ?, ?, ?)
-                     ON CONFLICT (id) DO UPDATE SET ttl = excluded.ttl,
-                       expires_at = excluded.expires_at, refreshed = excluded.refreshed",
-                )
-                .bind(id)
-                .bind(lease.ttl)
-                .bind(lease.expires_at)
-                .bind(lease.refreshed)
-                .execute(&mut *conn)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM leases WHERE id = ?")
+    let (kept, gone): (Vec<_>, Vec<_>) = leases.iter().partition(|(_, lease)| lease.is_some());
+    for chunk in kept.chunks(MAX_PARAMS / LEASE_COLUMNS) {
+        let mut sql = sqlite::multi_insert(
+            "leases (id, ttl, expires_at, refreshed)",
+            LEASE_COLUMNS,
+            chunk.len(),
+        );
+        sql.push_str(
+            " ON CONFLICT (id) DO UPDATE SET ttl = excluded.ttl,
+               expires_at = excluded.expires_at, refreshed = excluded.refreshed",
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, lease) in chunk {
+            if let Some(lease) = lease {
+                query = query
                     .bind(id)
-                    .execute(&mut *conn)
-                    .await?;
+                    .bind(lease.ttl)
+                    .bind(lease.expires_at)
+                    .bind(lease.refreshed);
             }
         }
+        query.execute(&mut *conn).await?;
+    }
+    for chunk in gone.chunks(MAX_PARAMS) {
+        let sql = format!(
+            "DELETE FROM leases WHERE id IN ({})",
+            vec!["?"; chunk.len()].join(",")
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, _) in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut *conn).await?;
     }
     Ok(())
 }

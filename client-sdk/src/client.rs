@@ -1,0 +1,175 @@
+//! [`Client`]: a handle on a witan cluster, and the one loop every unary
+//! call goes through (deadline, failover, retry of what is safe).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tonic::Status;
+use tonic::transport::Channel;
+use tracing::debug;
+
+use crate::error::Error;
+use crate::members::Members;
+use crate::options::ClientOptions;
+use crate::retry::{self, Backoff, Idempotence, Next};
+
+/// A connection to a witan (or etcd v3) cluster.
+///
+/// Cheap to clone: clones share the connections. Every call has a
+/// deadline ([`ClientOptions::request_timeout`]); a call that fails
+/// because a member is down or has no leader moves to the next endpoint,
+/// and is repeated there only when repeating is safe (see
+/// [`Error::OutcomeUnknown`]).
+#[derive(Debug, Clone)]
+pub struct Client {
+    members: Arc<Members>,
+    request_timeout: Duration,
+}
+
+impl Client {
+    /// Connects to a cluster through any of `endpoints`
+    /// (`http://host:port` or `host:port`). Returns once one of them
+    /// accepted a connection (tried in order); the others are dialled when
+    /// a failover needs them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = witan_client_testkit::Cluster::single().await;
+    /// # let endpoint = cluster.endpoint(0);
+    /// use witan_client::{Client, ClientOptions};
+    ///
+    /// // e.g. endpoint = "127.0.0.1:2379"
+    /// let client = Client::connect([endpoint], ClientOptions::default()).await?;
+    /// client.put("greeting", "hello").await?;
+    /// # cluster.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn connect<S: AsRef<str>>(
+        endpoints: impl IntoIterator<Item = S>,
+        options: ClientOptions,
+    ) -> Result<Client, Error> {
+        let members = Members::connect(endpoints, &options).await?;
+        Ok(Client {
+            members: Arc::new(members),
+            request_timeout: options.request_timeout,
+        })
+    }
+
+    /// This client with another deadline for its calls (sharing the
+    /// connections).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = witan_client_testkit::Cluster::single().await;
+    /// # let client = witan_client::Client::connect(cluster.endpoints(), Default::default()).await?;
+    /// use std::time::Duration;
+    ///
+    /// let quick = client.with_timeout(Duration::from_millis(500));
+    /// let found = quick.get("missing").await?;
+    /// assert!(found.kvs.is_empty());
+    /// # cluster.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_timeout(&self, timeout: Duration) -> Client {
+        Client {
+            members: self.members.clone(),
+            request_timeout: timeout,
+        }
+    }
+
+    /// The endpoints, as dialled (`http://host:port`), in the order given.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = witan_client_testkit::Cluster::single().await;
+    /// # let endpoint = cluster.endpoint(0);
+    /// # let scheme_less = endpoint.trim_start_matches("http://").to_string();
+    /// let client = witan_client::Client::connect([scheme_less], Default::default()).await?;
+    /// assert_eq!(client.endpoints(), vec![endpoint]);
+    /// # cluster.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.uris()
+    }
+
+    /// A client that has not connected (it will when used), for tests of
+    /// code that needs one but sends nothing.
+    #[cfg(test)]
+    pub(crate) fn unconnected<S: AsRef<str>>(endpoints: impl IntoIterator<Item = S>) -> Client {
+        Client {
+            members: Arc::new(Members::unconnected(endpoints)),
+            request_timeout: ClientOptions::default().request_timeout,
+        }
+    }
+
+    /// The deadline of a call starting now.
+    pub(crate) fn deadline(&self) -> Instant {
+        Instant::now() + self.request_timeout
+    }
+
+    /// The member calls go to now.
+    pub(crate) fn current(&self) -> (usize, Channel) {
+        self.members.current()
+    }
+
+    /// Member `index` failed a call: move on.
+    pub(crate) fn failed(&self, index: usize) {
+        self.members.failed(index)
+    }
+
+    /// How many endpoints there are.
+    pub(crate) fn member_count(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Runs one call: `attempt` is made on the current member, and made
+    /// again on the next members while the failure allows it (see
+    /// [`retry`]) and the deadline has not passed.
+    pub(crate) async fn execute<T, F, Fut>(
+        &self,
+        kind: Idempotence,
+        mut attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let deadline = self.deadline();
+        let mut backoff = Backoff::new();
+        let mut failures = 0usize;
+        loop {
+            let (index, channel) = self.members.current();
+            let status = match tokio::time::timeout_at(deadline, attempt(channel)).await {
+                Ok(Ok(answer)) => return Ok(answer),
+                Ok(Err(status)) => status,
+                Err(_) => return Err(retry::deadline_passed(kind)),
+            };
+            match retry::next(kind, retry::classify(status)) {
+                Next::Fail(err) => return Err(err),
+                Next::Failover(status) => {
+                    debug!(endpoint = self.members.uri(index), %status, "attempt failed");
+                    self.members.failed(index);
+                    failures += 1;
+                    // After a whole round over the members, pause: the
+                    // cluster may be electing a leader.
+                    if failures.is_multiple_of(self.members.len()) {
+                        let resume = Instant::now() + backoff.pause();
+                        if resume >= deadline {
+                            return Err(retry::gave_up(Some(status)));
+                        }
+                        tokio::time::sleep_until(resume).await;
+                    }
+                }
+            }
+        }
+    }
+}
