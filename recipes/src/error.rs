@@ -36,4 +36,9 @@ pub enum RecipeError {
     /// The request is malformed (the message says how).
     #[error("invalid argument: {0}")]
     InvalidArgument(&'static str),
+    /// The core answered in a shape its contract rules out (a response
+    /// without a header, a watch that ended without an error): a bug in
+    /// the core, not in the request.
+    #[error("unexpected response from the KV core: {0}")]
+    UnexpectedResponse(&'static str),
 }

@@ -1,0 +1,200 @@
+//! Builders for the etcd requests the recipes send, and readers for the
+//! parts of responses they use (a response missing a part the request
+//! guarantees is [`RecipeError::UnexpectedResponse`]).
+
+use witan_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use witan_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
+use witan_proto::etcdserverpb::request_op::Request;
+use witan_proto::etcdserverpb::response_op::Response;
+use witan_proto::etcdserverpb::{
+    Compare, DeleteRangeRequest, PutRequest, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, TxnRequest, TxnResponse,
+};
+
+use crate::core::KvCore;
+use crate::error::RecipeError;
+use crate::keys::Span;
+
+/// A Range of one key.
+pub(crate) fn get(key: &[u8]) -> RangeRequest {
+    RangeRequest {
+        key: key.to_vec(),
+        ..RangeRequest::default()
+    }
+}
+
+/// A Range of `span` sorted by create revision.
+pub(crate) fn by_create(span: &Span, order: SortOrder) -> RangeRequest {
+    RangeRequest {
+        key: span.start.clone(),
+        range_end: span.end.clone(),
+        sort_order: order as i32,
+        sort_target: SortTarget::Create as i32,
+        ..RangeRequest::default()
+    }
+}
+
+/// The number of keys in `span` (no key-values).
+pub(crate) fn count(span: &Span) -> RangeRequest {
+    RangeRequest {
+        key: span.start.clone(),
+        range_end: span.end.clone(),
+        count_only: true,
+        ..RangeRequest::default()
+    }
+}
+
+/// A Range as a Txn operation.
+pub(crate) fn range_op(range: RangeRequest) -> RequestOp {
+    RequestOp {
+        request: Some(Request::RequestRange(range)),
+    }
+}
+
+/// A Put of `key` under `lease` (0: none) as a Txn operation.
+pub(crate) fn put_op(key: &[u8], value: &[u8], lease: i64) -> RequestOp {
+    RequestOp {
+        request: Some(Request::RequestPut(PutRequest {
+            key: key.to_vec(),
+            value: value.to_vec(),
+            lease,
+            ..PutRequest::default()
+        })),
+    }
+}
+
+/// A delete of one key as a Txn operation.
+pub(crate) fn delete_op(key: &[u8]) -> RequestOp {
+    RequestOp {
+        request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+            key: key.to_vec(),
+            ..DeleteRangeRequest::default()
+        })),
+    }
+}
+
+/// A nested Txn as a Txn operation.
+pub(crate) fn txn_op(txn: TxnRequest) -> RequestOp {
+    RequestOp {
+        request: Some(Request::RequestTxn(txn)),
+    }
+}
+
+/// Compares the create revision of `key` with `revision`.
+pub(crate) fn compare_create(key: &[u8], result: CompareResult, revision: i64) -> Compare {
+    Compare {
+        result: result as i32,
+        target: CompareTarget::Create as i32,
+        key: key.to_vec(),
+        target_union: Some(TargetUnion::CreateRevision(revision)),
+        range_end: Vec::new(),
+    }
+}
+
+/// Compares the mod revision of `key` with `revision` (0 for a missing
+/// key).
+pub(crate) fn compare_mod(key: &[u8], result: CompareResult, revision: i64) -> Compare {
+    Compare {
+        result: result as i32,
+        target: CompareTarget::Mod as i32,
+        key: key.to_vec(),
+        target_union: Some(TargetUnion::ModRevision(revision)),
+        range_end: Vec::new(),
+    }
+}
+
+/// Holds while no key in `span` was created at or after `revision` (and
+/// so while `span` is empty, for `revision` 1).
+pub(crate) fn created_before(span: &Span, revision: i64) -> Compare {
+    Compare {
+        range_end: span.end.clone(),
+        ..compare_create(&span.start, CompareResult::Less, revision)
+    }
+}
+
+/// A read-only Txn: every range answered at one revision.
+pub(crate) fn reads(ranges: Vec<RangeRequest>) -> TxnRequest {
+    TxnRequest {
+        compare: Vec::new(),
+        success: ranges.into_iter().map(range_op).collect(),
+        failure: Vec::new(),
+    }
+}
+
+/// Runs `ranges` at one revision; returns their responses and that
+/// revision.
+pub(crate) async fn snapshot<C: KvCore>(
+    core: &C,
+    ranges: Vec<RangeRequest>,
+) -> Result<(Vec<RangeResponse>, i64), RecipeError> {
+    let n = ranges.len();
+    let resp = core.txn(reads(ranges)).await?;
+    let revision = revision(&resp.header)?;
+    let mut out = Vec::with_capacity(n);
+    for op in resp.responses {
+        match op.response {
+            Some(Response::ResponseRange(range)) => out.push(range),
+            _ => {
+                return Err(RecipeError::UnexpectedResponse(
+                    "a read txn gave a non-range",
+                ))
+            }
+        }
+    }
+    if out.len() != n {
+        return Err(RecipeError::UnexpectedResponse(
+            "a read txn gave the wrong number of responses",
+        ));
+    }
+    Ok((out, revision))
+}
+
+/// Runs a Txn of one operation (no compares) and returns its revision.
+pub(crate) async fn write<C: KvCore>(core: &C, op: RequestOp) -> Result<i64, RecipeError> {
+    let resp = core
+        .txn(TxnRequest {
+            compare: Vec::new(),
+            success: vec![op],
+            failure: Vec::new(),
+        })
+        .await?;
+    revision(&resp.header)
+}
+
+/// The revision in a response header.
+pub(crate) fn revision(header: &Option<ResponseHeader>) -> Result<i64, RecipeError> {
+    header
+        .as_ref()
+        .map(|h| h.revision)
+        .ok_or(RecipeError::UnexpectedResponse(
+            "a response without a header",
+        ))
+}
+
+/// The Range response at `index` of a Txn response.
+pub(crate) fn range_at(resp: &TxnResponse, index: usize) -> Result<&RangeResponse, RecipeError> {
+    match resp
+        .responses
+        .get(index)
+        .and_then(|op| op.response.as_ref())
+    {
+        Some(Response::ResponseRange(range)) => Ok(range),
+        _ => Err(RecipeError::UnexpectedResponse(
+            "a txn response without the range asked for",
+        )),
+    }
+}
+
+/// The nested Txn response at `index` of a Txn response.
+pub(crate) fn txn_at(resp: &TxnResponse, index: usize) -> Result<&TxnResponse, RecipeError> {
+    match resp
+        .responses
+        .get(index)
+        .and_then(|op| op.response.as_ref())
+    {
+        Some(Response::ResponseTxn(txn)) => Ok(txn),
+        _ => Err(RecipeError::UnexpectedResponse(
+            "a txn response without the nested txn asked for",
+        )),
+    }
+}
