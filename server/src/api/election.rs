@@ -100,15 +100,16 @@ impl Election for ElectionService {
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
         let header = self.header.clone();
-        let updates = election::observe(self.core.clone(), request.into_inner().name).map(
-            move |update| match update {
-                Ok((kv, revision)) => Ok(LeaderResponse {
-                    header: header.at(revision),
-                    kv: Some(kv),
-                }),
-                Err(e) => Err(Status::from(ApiError::from(e))),
-            },
-        );
+        let updates =
+            election::observe(self.core.clone(), request.into_inner().name).map(move |update| {
+                match update {
+                    Ok((kv, revision)) => Ok(LeaderResponse {
+                        header: header.at(revision),
+                        kv: Some(kv),
+                    }),
+                    Err(e) => Err(Status::from(ApiError::from(e))),
+                }
+            });
         Ok(Response::new(Box::pin(updates)))
     }
 

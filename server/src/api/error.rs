@@ -132,5 +132,9 @@ fn recipe_status(err: &RecipeError) -> (Code, String) {
         }
         RecipeError::AlreadyHeld => (Code::AlreadyExists, format!("witan: {err}")),
         RecipeError::InvalidArgument(_) => (Code::InvalidArgument, format!("witan: {err}")),
+        RecipeError::UnexpectedResponse(_) => {
+            error!(%err, "recipe got an unexpected response from the core");
+            (Code::Internal, format!("witan: {err}"))
+        }
     }
 }

@@ -45,10 +45,9 @@ impl Lock for LockService {
             header: self.header.at(held.revision),
             key: held.key,
         });
-        response.metadata_mut().insert(
-            FENCING_TOKEN_METADATA,
-            MetadataValue::from(held.token.0),
-        );
+        response
+            .metadata_mut()
+            .insert(FENCING_TOKEN_METADATA, MetadataValue::from(held.token.0));
         Ok(response)
     }
 

@@ -9,10 +9,10 @@ use witan_proto::recipespb::rw_lock_server::{RwLock, RwLockServer};
 use witan_proto::recipespb::semaphore_server::{Semaphore, SemaphoreServer};
 use witan_proto::recipespb::{
     BarrierHoldRequest, BarrierHoldResponse, BarrierReleaseRequest, BarrierReleaseResponse,
-    BarrierWaitRequest, BarrierWaitResponse, DoubleBarrierEnterRequest,
-    DoubleBarrierEnterResponse, DoubleBarrierLeaveRequest, DoubleBarrierLeaveResponse,
-    RwLockRequest, RwLockResponse, RwUnlockRequest, RwUnlockResponse, SemaphoreAcquireRequest,
-    SemaphoreAcquireResponse, SemaphoreReleaseRequest, SemaphoreReleaseResponse,
+    BarrierWaitRequest, BarrierWaitResponse, DoubleBarrierEnterRequest, DoubleBarrierEnterResponse,
+    DoubleBarrierLeaveRequest, DoubleBarrierLeaveResponse, RwLockRequest, RwLockResponse,
+    RwUnlockRequest, RwUnlockResponse, SemaphoreAcquireRequest, SemaphoreAcquireResponse,
+    SemaphoreReleaseRequest, SemaphoreReleaseResponse,
 };
 use witan_recipes::{barrier, double_barrier, rwlock, semaphore, Held, RecipeError};
 
@@ -32,7 +32,10 @@ impl RecipesService {
         RecipesService { core, header }
     }
 
-    fn rw_response(&self, held: Result<Held, RecipeError>) -> Result<Response<RwLockResponse>, Status> {
+    fn rw_response(
+        &self,
+        held: Result<Held, RecipeError>,
+    ) -> Result<Response<RwLockResponse>, Status> {
         let held = held.map_err(ApiError::from)?;
         Ok(Response::new(RwLockResponse {
             header: self.header.at(held.revision),
@@ -103,8 +106,7 @@ impl DoubleBarrier for RecipesService {
         request: Request<DoubleBarrierLeaveRequest>,
     ) -> Result<Response<DoubleBarrierLeaveResponse>, Status> {
         let request = request.into_inner();
-        let revision =
-            done(double_barrier::leave(&self.core, &request.name, request.lease).await)?;
+        let revision = done(double_barrier::leave(&self.core, &request.name, request.lease).await)?;
         Ok(Response::new(DoubleBarrierLeaveResponse {
             header: self.header.at(revision),
         }))
