@@ -187,7 +187,22 @@ impl Node {
                     header.clone(),
                     config.data_dir.clone(),
                 )))
-                .add_service(api::AuthNotImplemented);
+                .add_service(api::AuthNotImplemented)
+                .add_service(api::lock_server(api::LockService::new(
+                    local_core.clone(),
+                    header.clone(),
+                )))
+                .add_service(api::election_server(api::ElectionService::new(
+                    local_core.clone(),
+                    header.clone(),
+                )));
+            let recipes =
+                api::recipe_servers(api::RecipesService::new(local_core.clone(), header.clone()));
+            let router = router
+                .add_service(recipes.barrier)
+                .add_service(recipes.double_barrier)
+                .add_service(recipes.semaphore)
+                .add_service(recipes.rw_lock);
             servers.spawn(serve(router, listener, stopped.clone(), "client"));
         }
         let mut peer_addrs = Vec::new();

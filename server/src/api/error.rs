@@ -5,6 +5,8 @@
 use tonic::{Code, Status};
 use tracing::error;
 
+use witan_recipes::{CoreError, RecipeError};
+
 use crate::mvcc::{MvccError, RequestError};
 use crate::raft::proposer::ProposeError;
 use crate::raft::read_index::ReadIndexError;
@@ -33,6 +35,12 @@ pub enum ApiError {
     /// This member did not apply up to the read index before the deadline.
     #[error("request timed out waiting for this member to catch up")]
     ApplyTimeout,
+    /// A coordination recipe (lock, election, barrier, ...) failed.
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// An election request without its `leader` field (etcd's text).
+    #[error("\"leader\" field must be provided")]
+    MissingLeaderKey,
     /// A replicated response this member cannot interpret (written by a
     /// newer member, or a bug).
     #[error("unexpected response from the state machine: {0}")]
@@ -88,11 +96,45 @@ impl From<ApiError> for Status {
             | ApiError::ReadIndex(ReadIndexError::Stopped) => {
                 (Code::Unavailable, "etcdserver: server stopped".into())
             }
+            ApiError::Recipe(e) => recipe_status(e),
+            // etcd returns these as plain Go errors, which gRPC sends as
+            // Unknown with the error's text; clients match on the text.
+            ApiError::MissingLeaderKey => (Code::Unknown, err.to_string()),
             ApiError::UnexpectedResponse(what) => {
                 error!(what, "unexpected state machine response");
                 (Code::Internal, err.to_string())
             }
         };
         Status::new(code, message)
+    }
+}
+
+/// The status of a recipe failure: the KV core's errors keep the code and
+/// text the same request made directly would get.
+fn recipe_status(err: &RecipeError) -> (Code, String) {
+    match err {
+        RecipeError::Core(core) => match core {
+            CoreError::Compacted { .. } => (
+                Code::OutOfRange,
+                "etcdserver: mvcc: required revision has been compacted".into(),
+            ),
+            CoreError::LeaseNotFound => (
+                Code::NotFound,
+                "etcdserver: requested lease not found".into(),
+            ),
+            CoreError::Unavailable(m) | CoreError::Timeout(m) => (Code::Unavailable, m.clone()),
+            CoreError::InvalidRequest(m) => (Code::InvalidArgument, m.clone()),
+            CoreError::Other(m) => (Code::Internal, m.clone()),
+        },
+        RecipeError::NotLeader | RecipeError::NoLeader => (Code::Unknown, err.to_string()),
+        RecipeError::LeaseExpired | RecipeError::SizeMismatch { .. } => {
+            (Code::FailedPrecondition, format!("witan: {err}"))
+        }
+        RecipeError::AlreadyHeld => (Code::AlreadyExists, format!("witan: {err}")),
+        RecipeError::InvalidArgument(_) => (Code::InvalidArgument, format!("witan: {err}")),
+        RecipeError::UnexpectedResponse(_) => {
+            error!(%err, "recipe got an unexpected response from the core");
+            (Code::Internal, format!("witan: {err}"))
+        }
     }
 }

@@ -30,4 +30,14 @@ impl HeaderSource {
         header.member_id = self.member_id;
         header.raft_term = self.metrics.borrow().current_term;
     }
+
+    /// A complete header for a response at store revision `revision`.
+    pub fn at(&self, revision: i64) -> Option<ResponseHeader> {
+        let mut header = Some(ResponseHeader {
+            revision,
+            ..ResponseHeader::default()
+        });
+        self.fill(&mut header);
+        header
+    }
 }

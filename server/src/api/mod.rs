@@ -1,4 +1,5 @@
-//! The client-facing gRPC services (etcd's v3 API). A handler validates the
+//! The client-facing gRPC services (etcd's v3 API, etcd's Lock and
+//! Election, witan's recipes). A handler validates the
 //! request, turns it into a command or a read, makes one call into the
 //! node's write path or read barrier, and converts the answer; every error
 //! becomes a `tonic::Status` in one place (`status.rs`).
@@ -6,19 +7,25 @@
 //! Only this module (and `raft`'s transport) knows about tonic.
 
 mod core;
+mod election;
 mod error;
 mod header;
 mod kv;
 mod lease;
+mod lock;
 mod maintenance;
 mod not_implemented;
+mod recipes;
 mod watch;
 
 pub use self::core::ApiCore;
+pub use election::{server as election_server, ElectionService};
 pub use error::ApiError;
 pub use header::HeaderSource;
 pub use kv::{server as kv_server, KvLimits, KvService};
 pub use lease::LeaseService;
+pub use lock::{server as lock_server, LockService, FENCING_TOKEN_METADATA};
 pub use maintenance::{MaintenanceService, API_VERSION};
 pub use not_implemented::{AuthNotImplemented, ClusterNotImplemented};
+pub use recipes::{servers as recipe_servers, RecipeServers, RecipesService};
 pub use watch::{server as watch_server, WatchService};

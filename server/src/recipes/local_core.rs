@@ -68,7 +68,10 @@ impl LocalCore {
             | ApiError::ApplyTimeout
             | ApiError::Propose(ProposeError::LeaderLost) => CoreError::Timeout(message),
             ApiError::Propose(_) | ApiError::ReadIndex(_) => CoreError::Unavailable(message),
-            ApiError::Mvcc(_) | ApiError::UnexpectedResponse(_) => CoreError::Other(message),
+            ApiError::Mvcc(_)
+            | ApiError::Recipe(_)
+            | ApiError::MissingLeaderKey
+            | ApiError::UnexpectedResponse(_) => CoreError::Other(message),
         }
     }
 }
