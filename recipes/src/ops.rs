@@ -149,6 +149,39 @@ pub(crate) async fn snapshot<C: KvCore>(
     Ok((out, revision))
 }
 
+/// Runs `ranges` at one revision of at least `seen`, a revision the caller
+/// has already observed (a watch event): then a serializable read serves,
+/// with no read barrier, unless the member answering is behind `seen`, in
+/// which case the read is made linearizable. Without `seen` it is
+/// linearizable.
+///
+/// A queue's decision may rest on such a read: keys ahead of a waiter can
+/// only go away, never appear, so a state at or after the event that woke
+/// it can only be as permissive as the present, and its own key present
+/// there means its lease was alive when its turn came (whatever happens
+/// after that is what fencing tokens are for).
+pub(crate) async fn snapshot_since<C: KvCore>(
+    core: &C,
+    ranges: Vec<RangeRequest>,
+    seen: Option<i64>,
+) -> Result<(Vec<RangeResponse>, i64), RecipeError> {
+    if let Some(seen) = seen {
+        let local: Vec<RangeRequest> = ranges
+            .iter()
+            .cloned()
+            .map(|r| RangeRequest {
+                serializable: true,
+                ..r
+            })
+            .collect();
+        let (reads, revision) = snapshot(core, local).await?;
+        if revision >= seen {
+            return Ok((reads, revision));
+        }
+    }
+    snapshot(core, ranges).await
+}
+
 /// Runs a Txn of one operation (no compares) and returns its revision.
 pub(crate) async fn write<C: KvCore>(core: &C, op: RequestOp) -> Result<i64, RecipeError> {
     let resp = core

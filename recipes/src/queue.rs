@@ -155,16 +155,21 @@ pub(crate) async fn wait_turn<C: KvCore>(
     ahead: &Span,
     slots: u32,
 ) -> Result<Turn, RecipeError> {
+    // The revision of the event that last woke the waiter: the next read
+    // need only be at least that recent (see `ops::snapshot_since`), which
+    // saves a read barrier on every hand-over.
+    let mut woken_at = None;
     loop {
         // The keys ahead and the caller's own key at one revision: the
         // turn is decided on both, and the watches start right after it,
         // so a delete of either is never missed.
-        let (reads, revision) = ops::snapshot(
+        let (reads, revision) = ops::snapshot_since(
             core,
             vec![
                 ahead_request(ahead, entry.create_revision, slots),
                 ops::get(&entry.key),
             ],
+            woken_at,
         )
         .await?;
         let present = reads[1]
@@ -180,7 +185,7 @@ pub(crate) async fn wait_turn<C: KvCore>(
             Decision::PredecessorChanged(key) => vec![(key, WakeOn::Any)],
         };
         match wait_for(core, &watched, Some(&entry.key), revision + 1).await? {
-            Wake::Changed(_) => continue,
+            Wake::Changed(at) => woken_at = at,
             Wake::OwnKeyGone => return Ok(Turn::Gone),
         }
     }
