@@ -19,7 +19,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::Value;
-use witan_client::KeySpaceEvent;
+use witan_client::{Error, KeySpaceEvent};
 use witan_examples::Endpoints;
 
 /// Where the flags live.
@@ -60,15 +60,12 @@ async fn main() -> Result<()> {
     match args.command {
         Command::Set { name, value } => {
             let value = serde_json::from_str(&value).unwrap_or(Value::String(value));
-            let revision = flags.put(&name, &value).await?;
+            let revision = idempotent(|| flags.put(&name, &value)).await?;
             println!("{name} = {value} (revision {revision})");
         }
         Command::Unset { name } => {
-            if flags.delete(&name).await? {
-                println!("{name} removed");
-            } else {
-                println!("{name} was not set");
-            }
+            idempotent(|| flags.delete(&name)).await?;
+            println!("{name} unset");
         }
         Command::Watch => {
             let listing = flags.list().await?;
@@ -100,6 +97,29 @@ async fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Runs a write that may safely be repeated (setting a flag to a value,
+/// removing it) until it is known to have taken effect. The SDK repeats a
+/// write on its own only when it certainly never took effect; when a
+/// leader dies under it the outcome is unknown, and for these writes a
+/// second attempt is harmless.
+async fn idempotent<T, F, Fut>(mut write: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempts = 0;
+    loop {
+        match write().await {
+            Err(Error::OutcomeUnknown { .. } | Error::Unavailable { .. } | Error::Timeout)
+                if attempts < 5 =>
+            {
+                attempts += 1;
+            }
+            result => return Ok(result?),
+        }
+    }
 }
 
 /// The flags in one line, as the app would apply them.
