@@ -526,3 +526,54 @@ async fn a_dropped_guard_releases_its_lock() {
     .await;
     cluster.stop().await;
 }
+
+/// Through the services, a blocking acquire and an Observe stream carry on
+/// when the member serving them stops: the acquire is made again on
+/// another member with the same lease (which resumes its key), and the
+/// observer reopens its stream without repeating what it saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_and_observers_survive_their_member_stopping() {
+    let mut cluster = Cluster::start(3).await;
+    let steady = client_on(&cluster, &[1, 2, 0]).await;
+    let fragile = client_on(&cluster, &[0, 1, 2]).await;
+
+    let holder = Session::new(&steady, 10).await.unwrap();
+    let held = steady
+        .lock("/locks/failover")
+        .acquire(&holder)
+        .await
+        .unwrap();
+    let leadership = steady
+        .election("/elections/failover")
+        .campaign(&holder, "v1")
+        .await
+        .unwrap();
+
+    let waiter_session = Session::new(&fragile, 10).await.unwrap();
+    let waiting_lock = fragile.lock("/locks/failover");
+    let mut waiting = Box::pin(waiting_lock.acquire(&waiter_session));
+    assert!(still_waiting(&mut waiting).await);
+    let mut observed = fragile.election("/elections/failover").observe();
+    let first = within(SOON, "the observer sees v1", observed.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.value, b"v1");
+
+    tracing::info!("stopping the member serving the waiter and the observer");
+    cluster.stop_member(0).await;
+    leadership.proclaim("v2").await.unwrap();
+    let token = held.token();
+    held.release().await.unwrap();
+
+    let (acquired, next) = within(
+        Duration::from_secs(20),
+        "the waiter gets the lock and the observer sees v2 after the failover",
+        futures::future::join(waiting, observed.next()),
+    )
+    .await;
+    let acquired = acquired.unwrap();
+    assert!(acquired.token() > token);
+    assert_eq!(next.unwrap().unwrap().value, b"v2");
+    cluster.stop().await;
+}
