@@ -134,8 +134,33 @@ impl Client {
     /// Runs one call: `attempt` is made on the current member, and made
     /// again on the next members while the failure allows it (see
     /// [`retry`]) and the deadline has not passed.
-    pub(crate) async fn execute<T, F, Fut>(
+    pub(crate) async fn execute<T, F, Fut>(&self, kind: Idempotence, attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.execute_until(Some(self.deadline()), kind, attempt)
+            .await
+    }
+
+    /// [`Client::execute`] with no deadline (`None`): for the recipes'
+    /// blocking calls, which wait as long as it takes and end when the
+    /// caller drops them. Failovers go on until a member answers.
+    pub(crate) async fn execute_unbounded<T, F, Fut>(
         &self,
+        kind: Idempotence,
+        attempt: F,
+    ) -> Result<T, Error>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        self.execute_until(None, kind, attempt).await
+    }
+
+    async fn execute_until<T, F, Fut>(
+        &self,
+        deadline: Option<Instant>,
         kind: Idempotence,
         mut attempt: F,
     ) -> Result<T, Error>
@@ -143,12 +168,15 @@ impl Client {
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let deadline = self.deadline();
         let mut backoff = Backoff::new();
         let mut failures = 0usize;
         loop {
             let (index, channel) = self.members.current();
-            let status = match tokio::time::timeout_at(deadline, attempt(channel)).await {
+            let outcome = match deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, attempt(channel)).await,
+                None => Ok(attempt(channel).await),
+            };
+            let status = match outcome {
                 Ok(Ok(answer)) => return Ok(answer),
                 Ok(Err(status)) => status,
                 Err(_) => return Err(retry::deadline_passed(kind)),
@@ -163,7 +191,7 @@ impl Client {
                     // cluster may be electing a leader.
                     if failures.is_multiple_of(self.members.len()) {
                         let resume = Instant::now() + backoff.pause();
-                        if resume >= deadline {
+                        if deadline.is_some_and(|deadline| resume >= deadline) {
                             return Err(retry::gave_up(Some(status)));
                         }
                         tokio::time::sleep_until(resume).await;

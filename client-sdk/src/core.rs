@@ -8,7 +8,7 @@ use witan_proto::etcdserverpb::{RangeRequest, RangeResponse, TxnRequest, TxnResp
 use witan_recipes::{CoreError, EventStream, KvCore, Lease, WatchBatch};
 
 use crate::client::Client;
-use crate::error::Error;
+use crate::error::{Error, OUTCOME_UNKNOWN};
 use crate::watch::task::{self, WatchSpec};
 
 impl KvCore for Client {
@@ -92,7 +92,7 @@ fn core_error(err: Error, revision: i64) -> CoreError {
         Error::LeaseNotFound => CoreError::LeaseNotFound,
         Error::Unavailable { message } => CoreError::Unavailable(message),
         Error::OutcomeUnknown { message } => {
-            CoreError::Unavailable(format!("outcome unknown: {message}"))
+            CoreError::Unavailable(format!("{OUTCOME_UNKNOWN}{message}"))
         }
         Error::Timeout => CoreError::Timeout("the client's deadline passed".into()),
         Error::InvalidArgument { message } => CoreError::InvalidRequest(message),

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use tonic::{Code, Status};
+use witan_recipes::{CoreError, RecipeError};
 
 /// Why a call failed.
 ///
@@ -114,6 +115,29 @@ pub enum Error {
         #[source]
         source: Arc<dyn std::error::Error + Send + Sync>,
     },
+    /// The session's lease expired (or was revoked, or can no longer be
+    /// shown alive) while a recipe call waited: nothing is held.
+    #[error("the lease expired while waiting: nothing is held")]
+    LeaseExpired,
+    /// The leadership given is not (or no longer) the current one (etcd's
+    /// "election: not leader").
+    #[error("election: not leader")]
+    NotLeader,
+    /// Nobody leads the election (etcd's "election: no leader").
+    #[error("election: no leader")]
+    NoLeader,
+    /// The barrier is already raised under another lease.
+    #[error("barrier already held")]
+    AlreadyHeld,
+    /// Participants of one semaphore or double barrier gave different
+    /// sizes; the numbers are known when the member said them.
+    #[error("size mismatch: {} recorded, {} requested; every participant must give the same number", show(*recorded), show(*requested))]
+    SizeMismatch {
+        /// The size the first participants recorded.
+        recorded: Option<u32>,
+        /// The size this call gave.
+        requested: Option<u32>,
+    },
     /// A member answered in a shape the SDK does not expect (a newer or
     /// broken server).
     #[error("unexpected response: {0}")]
@@ -153,6 +177,11 @@ impl Error {
             | Error::Canceled { .. }
             | Error::WatchCanceled { .. }
             | Error::InvalidEndpoint { .. }
+            | Error::LeaseExpired
+            | Error::NotLeader
+            | Error::NoLeader
+            | Error::AlreadyHeld
+            | Error::SizeMismatch { .. }
             | Error::Codec { .. }
             | Error::UnexpectedResponse(_)
             | Error::Other { .. } => false,
@@ -172,6 +201,13 @@ impl Error {
             Code::NotFound if message.contains(LEASE_NOT_FOUND) => Error::LeaseNotFound,
             Code::FailedPrecondition if message.contains(LEASE_EXISTS) => Error::LeaseExists,
             Code::InvalidArgument if message.contains(KEY_NOT_FOUND) => Error::KeyNotFound,
+            Code::FailedPrecondition if message.contains(LEASE_EXPIRED_WAITING) => {
+                Error::LeaseExpired
+            }
+            Code::FailedPrecondition if message.contains(SIZE_MISMATCH) => size_mismatch(message),
+            Code::AlreadyExists if message.contains(BARRIER_HELD) => Error::AlreadyHeld,
+            Code::Unknown if message.contains(NOT_LEADER) => Error::NotLeader,
+            Code::Unknown if message.contains(NO_LEADER) => Error::NoLeader,
             Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument { message: text() },
             Code::PermissionDenied => Error::PermissionDenied { message: text() },
             Code::Unauthenticated => Error::Unauthenticated { message: text() },
@@ -187,12 +223,94 @@ impl Error {
     }
 }
 
+/// The error for a recipe run client-side (over the SDK's own KV core).
+impl From<RecipeError> for Error {
+    fn from(err: RecipeError) -> Error {
+        match err {
+            RecipeError::Core(core) => Error::from(core),
+            RecipeError::LeaseExpired => Error::LeaseExpired,
+            RecipeError::NotLeader => Error::NotLeader,
+            RecipeError::NoLeader => Error::NoLeader,
+            RecipeError::AlreadyHeld => Error::AlreadyHeld,
+            RecipeError::SizeMismatch {
+                recorded,
+                requested,
+                ..
+            } => Error::SizeMismatch {
+                recorded: Some(recorded),
+                requested: Some(requested),
+            },
+            RecipeError::InvalidArgument(message) => Error::InvalidArgument {
+                message: message.to_string(),
+            },
+            RecipeError::UnexpectedResponse(what) => Error::UnexpectedResponse(what),
+        }
+    }
+}
+
+/// The error back from the recipes' core error (the SDK's `KvCore`
+/// implementation made it from an [`Error`] in `core::core_error`; this
+/// undoes that, as far as the core's kinds allow).
+impl From<CoreError> for Error {
+    fn from(err: CoreError) -> Error {
+        match err {
+            CoreError::Compacted {
+                compact_revision, ..
+            } => Error::Compacted {
+                compact_revision: (compact_revision > 0).then_some(compact_revision),
+            },
+            CoreError::LeaseNotFound => Error::LeaseNotFound,
+            CoreError::Unavailable(message) => match message.strip_prefix(OUTCOME_UNKNOWN) {
+                Some(rest) => Error::OutcomeUnknown {
+                    message: rest.to_string(),
+                },
+                None => Error::Unavailable { message },
+            },
+            CoreError::Timeout(_) => Error::Timeout,
+            CoreError::InvalidRequest(message) => Error::InvalidArgument { message },
+            CoreError::Other(message) => Error::Other {
+                code: Code::Unknown,
+                message,
+            },
+        }
+    }
+}
+
+/// How `core::core_error` marks a write whose outcome is unknown (the core
+/// has no kind for it, and the recipes treat it as unavailability).
+pub(crate) const OUTCOME_UNKNOWN: &str = "outcome unknown: ";
+
+/// [`Error::SizeMismatch`] from the member's text, "... is R, not Q: ...".
+fn size_mismatch(message: &str) -> Error {
+    let numbers = message.split_once(" is ").and_then(|(_, rest)| {
+        let (recorded, rest) = rest.split_once(", not ")?;
+        let requested = rest.split(':').next()?;
+        Some((recorded.trim().parse().ok(), requested.trim().parse().ok()))
+    });
+    let (recorded, requested) = numbers.unwrap_or((None, None));
+    Error::SizeMismatch {
+        recorded,
+        requested,
+    }
+}
+
+fn show(size: Option<u32>) -> String {
+    size.map_or_else(|| "?".to_string(), |n| n.to_string())
+}
+
 /// etcd's texts, as members send them (with an "etcdserver: " prefix).
 const COMPACTED: &str = "required revision has been compacted";
 const FUTURE_REVISION: &str = "required revision is a future revision";
 const LEASE_NOT_FOUND: &str = "requested lease not found";
 const LEASE_EXISTS: &str = "lease already exists";
 const KEY_NOT_FOUND: &str = "etcdserver: key not found";
+/// etcd's election errors, sent as gRPC `Unknown` with the Go error's text.
+const NOT_LEADER: &str = "election: not leader";
+const NO_LEADER: &str = "election: no leader";
+/// witan's recipe services' texts.
+const LEASE_EXPIRED_WAITING: &str = "the lease expired while waiting";
+const SIZE_MISMATCH: &str = "every participant must give the same number";
+const BARRIER_HELD: &str = "barrier already held";
 
 #[cfg(test)]
 mod tests {
@@ -283,6 +401,111 @@ mod tests {
             }
             .is_retryable()
         );
+    }
+
+    #[test]
+    fn recipe_statuses_become_typed_variants() {
+        assert!(matches!(
+            answer(
+                Code::FailedPrecondition,
+                "witan: the lease expired while waiting: nothing is held"
+            ),
+            Error::LeaseExpired
+        ));
+        assert!(matches!(
+            answer(Code::Unknown, "election: not leader"),
+            Error::NotLeader
+        ));
+        assert!(matches!(
+            answer(Code::Unknown, "election: no leader"),
+            Error::NoLeader
+        ));
+        assert!(matches!(
+            answer(Code::AlreadyExists, "witan: barrier already held"),
+            Error::AlreadyHeld
+        ));
+        assert!(matches!(
+            answer(
+                Code::FailedPrecondition,
+                "witan: semaphore permits is 3, not 2: every participant must give the same number"
+            ),
+            Error::SizeMismatch {
+                recorded: Some(3),
+                requested: Some(2)
+            }
+        ));
+        // The server's own text, through the same recipe error.
+        let server_text = format!(
+            "witan: {}",
+            RecipeError::SizeMismatch {
+                what: "double barrier count",
+                recorded: 4,
+                requested: 5
+            }
+        );
+        assert!(matches!(
+            answer(Code::FailedPrecondition, &server_text),
+            Error::SizeMismatch {
+                recorded: Some(4),
+                requested: Some(5)
+            }
+        ));
+        // "no leader" of the cluster is not the election's.
+        assert!(matches!(
+            answer(Code::Unavailable, "etcdserver: no leader"),
+            Error::Unavailable { .. }
+        ));
+    }
+
+    #[test]
+    fn recipe_errors_run_client_side_map_alike() {
+        assert!(matches!(
+            Error::from(RecipeError::LeaseExpired),
+            Error::LeaseExpired
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::NotLeader),
+            Error::NotLeader
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::NoLeader),
+            Error::NoLeader
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::AlreadyHeld),
+            Error::AlreadyHeld
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::SizeMismatch {
+                what: "semaphore permits",
+                recorded: 3,
+                requested: 2
+            }),
+            Error::SizeMismatch {
+                recorded: Some(3),
+                requested: Some(2)
+            }
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::Core(CoreError::LeaseNotFound)),
+            Error::LeaseNotFound
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::Core(CoreError::Unavailable(format!(
+                "{OUTCOME_UNKNOWN}connection reset"
+            )))),
+            Error::OutcomeUnknown { message } if message == "connection reset"
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::Core(CoreError::Unavailable("down".into()))),
+            Error::Unavailable { .. }
+        ));
+        assert!(matches!(
+            Error::from(RecipeError::InvalidArgument("the count must be at least 1")),
+            Error::InvalidArgument { .. }
+        ));
+        assert!(!Error::LeaseExpired.is_retryable());
+        assert!(!Error::NoLeader.is_retryable());
     }
 
     #[test]

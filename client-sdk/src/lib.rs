@@ -17,6 +17,11 @@
 //!   `serde`).
 //! - `witan_recipes::KvCore` for [`Client`], so the recipes run
 //!   client-side.
+//! - Recipe clients ([`Client::lock`], [`Client::election`],
+//!   [`Client::barrier`], [`Client::double_barrier`],
+//!   [`Client::semaphore`], [`Client::rwlock`]), run by the cluster's
+//!   services or client-side ([`Mode`]); every hold has a
+//!   [`FencingToken`] and a fenced write ([`FencedTxn`]).
 //!
 //! Where things are, and the rules they keep:
 //!
@@ -36,6 +41,10 @@
 //! - `watch`: builder, the reconnecting task, the pure resume logic
 //!   (`resume`), the consumer's stream; `session`, `lease`, `cas`,
 //!   `keyspace`.
+//! - `recipes`: the recipe clients, one file each, over the services or
+//!   the `witan-recipes` functions; their blocking calls have no deadline
+//!   and are repeated after a transport failure only because repeating
+//!   them with the same lease resumes the same key (`recipes::call`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -65,6 +74,7 @@ mod kv;
 mod lease;
 mod members;
 mod options;
+mod recipes;
 mod retry;
 mod session;
 mod watch;
@@ -80,5 +90,12 @@ pub use kv::{
 };
 pub use lease::{LeaseGrant, LeaseInfo};
 pub use options::ClientOptions;
+pub use recipes::{
+    Barrier, DoubleBarrier, Election, Fenced, FencedTxn, Leader, LeaderStream, Leadership, Lock,
+    LockGuard, Mode, RwLock, RwLockGuard, Semaphore, SemaphorePermit,
+};
 pub use session::{Session, SessionLost};
 pub use watch::{Watch, WatchEvent, WatchStream};
+/// A hold's fencing token (the create revision of its key), from the
+/// recipes crate.
+pub use witan_recipes::FencingToken;

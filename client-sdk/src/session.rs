@@ -44,6 +44,8 @@ pub struct Session {
     ttl: i64,
     state: watch::Receiver<Option<SessionLost>>,
     keepalive: JoinHandle<()>,
+    /// Whether the lease was dealt with (revoked or abandoned), so drop
+    /// must not revoke it.
     revoked: bool,
 }
 
@@ -114,20 +116,43 @@ impl Session {
 
     /// Whether the session is lost (then it holds nothing).
     pub fn is_lost(&self) -> bool {
-        self.state.borrow().is_some()
+        self.signal().is_lost()
     }
 
     /// Resolves when the session is lost, with the reason. The future does
     /// not borrow the session: select on it while working.
-    pub fn lost(&self) -> impl Future<Output = SessionLost> + Send + 'static {
-        let mut state = self.state.clone();
-        async move {
-            match state.wait_for(Option::is_some).await {
-                Ok(lost) => lost.unwrap_or(SessionLost::Closed),
-                // The keepalive task is gone: the session was dropped.
-                Err(_) => SessionLost::Closed,
-            }
-        }
+    pub fn lost(&self) -> impl Future<Output = SessionLost> + Send + 'static + use<> {
+        self.signal().lost()
+    }
+
+    /// The session's loss signal, for holds that outlive the borrow of the
+    /// session they were taken with.
+    pub(crate) fn signal(&self) -> LostSignal {
+        LostSignal(self.state.clone())
+    }
+
+    /// Stops the keepalive *without* revoking the lease: the cluster
+    /// expires it after its TTL, and everything held under it passes on
+    /// then. This is what a crashed or paused process looks like to the
+    /// cluster; holds taken with the session count it lost at once.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let cluster = witan_client_testkit::Cluster::single().await;
+    /// # let client = witan_client::Client::connect(cluster.endpoints(), Default::default()).await?;
+    /// let session = witan_client::Session::new(&client, 30).await?;
+    /// let lease = session.lease_id();
+    /// session.abandon();
+    /// // Still alive until its TTL runs out.
+    /// assert!(client.lease_time_to_live(lease, false).await?.ttl > 0);
+    /// # cluster.stop().await;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn abandon(mut self) {
+        self.keepalive.abort();
+        self.revoked = true;
     }
 
     /// Stops the keepalive and revokes the lease (deleting its keys).
@@ -171,6 +196,31 @@ impl Drop for Session {
                     Err(err) => debug!(lease, %err, "dropped session not revoked; it will expire"),
                 }
             });
+        }
+    }
+}
+
+/// Whether a session is lost, without borrowing it: held by the guards
+/// of recipes taken with the session.
+#[derive(Debug, Clone)]
+pub(crate) struct LostSignal(watch::Receiver<Option<SessionLost>>);
+
+impl LostSignal {
+    /// Whether the session is lost; a session dropped or abandoned is
+    /// (its keepalive has stopped, so its lease cannot be shown alive).
+    pub(crate) fn is_lost(&self) -> bool {
+        self.0.borrow().is_some() || self.0.has_changed().is_err()
+    }
+
+    /// Resolves when the session is lost, with the reason.
+    pub(crate) fn lost(&self) -> impl Future<Output = SessionLost> + Send + 'static + use<> {
+        let mut state = self.0.clone();
+        async move {
+            match state.wait_for(Option::is_some).await {
+                Ok(lost) => lost.unwrap_or(SessionLost::Closed),
+                // The keepalive task is gone: the session was dropped.
+                Err(_) => SessionLost::Closed,
+            }
         }
     }
 }
