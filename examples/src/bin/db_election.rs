@@ -24,9 +24,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use tokio::time::Instant;
-use witan_client::{Client, Cmp, Compare, Op, Session, WatchEvent};
+use witan_client::{Client, Error, Fenced, Op, Session, WatchEvent};
 use witan_examples::Endpoints;
-use witan_recipes::election;
 
 /// The election's name.
 const ELECTION: &[u8] = b"/examples/db-primary";
@@ -78,26 +77,21 @@ async fn main() -> Result<()> {
 // ---- a database node -------------------------------------------------------
 
 async fn node(client: &Client, name: &str, addr: &str, ttl: i64) -> Result<()> {
+    let election = client.election(ELECTION);
     loop {
         let session = Session::new(client, ttl).await?;
         // Follow whoever leads while campaigning.
         let follower = tokio::spawn(follow(client.clone(), name.to_string()));
-        let campaign = election::campaign(
-            client,
-            ELECTION,
-            session.lease_id(),
-            addr.as_bytes().to_vec(),
-        )
-        .await;
+        let campaign = election.campaign(&session, addr).await;
         follower.abort();
-        let (leadership, _) = match campaign {
+        let leadership = match campaign {
             Ok(won) => won,
             Err(e) => {
                 println!("{name}: campaign failed ({e}); campaigning again");
                 continue;
             }
         };
-        let token = leadership.rev;
+        let token = leadership.token();
         println!("{name}: PRIMARY with token {token}, serving at {addr}");
         let lost = session.lost();
         tokio::pin!(lost);
@@ -110,19 +104,14 @@ async fn node(client: &Client, name: &str, addr: &str, ttl: i64) -> Result<()> {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
             // A write as primary, through the leadership's fence.
-            let fenced = client
-                .txn()
-                .when([Compare::create_revision(
-                    leadership.key.clone(),
-                    Cmp::Equal,
-                    token,
-                )])
+            let fenced = leadership
+                .fenced()
                 .then([Op::put(HEARTBEAT, format!("{name} {token}"))])
                 .commit()
                 .await;
             match fenced {
-                Ok(resp) if resp.succeeded => {}
-                Ok(_) => {
+                Ok(Fenced::Applied(_)) => {}
+                Ok(Fenced::Lost { .. } | Fenced::Failed(_)) => {
                     println!("{name}: fenced write refused: no longer primary");
                     break;
                 }
@@ -134,12 +123,12 @@ async fn node(client: &Client, name: &str, addr: &str, ttl: i64) -> Result<()> {
 
 /// Prints every change of primary until aborted.
 async fn follow(client: Client, name: String) {
-    let mut updates = Box::pin(election::observe(client, ELECTION.to_vec()));
+    let mut updates = client.election(ELECTION).observe();
     while let Some(update) = updates.next().await {
         match update {
-            Ok((kv, _)) => println!(
+            Ok(leader) => println!(
                 "{name}: replica, following the primary at {}",
-                String::from_utf8_lossy(&kv.value)
+                String::from_utf8_lossy(&leader.value)
             ),
             Err(e) => {
                 println!("{name}: observing failed: {e}");
@@ -153,12 +142,12 @@ async fn follow(client: Client, name: String) {
 
 /// The leader's key and proclaimed address, if anyone leads.
 async fn current_leader(client: &Client) -> Result<Option<(Vec<u8>, String)>> {
-    match election::leader(client, ELECTION).await {
-        Ok((kv, _)) => Ok(Some((
-            kv.key,
-            String::from_utf8_lossy(&kv.value).into_owned(),
+    match client.election(ELECTION).leader().await {
+        Ok(leader) => Ok(Some((
+            leader.key,
+            String::from_utf8_lossy(&leader.value).into_owned(),
         ))),
-        Err(witan_recipes::RecipeError::NoLeader) => Ok(None),
+        Err(Error::NoLeader) => Ok(None),
         Err(e) => Err(e.into()),
     }
 }

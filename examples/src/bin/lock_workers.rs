@@ -177,14 +177,14 @@ async fn worker(
     ttl: i64,
     pause_at: Option<usize>,
 ) -> Result<()> {
+    let lock = client.lock(LOCK_NAME);
     let mut session = Session::new(client, ttl).await?;
     let mut done = 0;
     let mut refused = 0;
     let mut pause_at = pause_at;
     while done < iterations {
-        let held = witan_recipes::lock::lock(client, LOCK_NAME, session.lease_id()).await;
-        let held = match held {
-            Ok(held) => held,
+        let guard = match lock.acquire(&session).await {
+            Ok(guard) => guard,
             Err(e) => {
                 // The session's lease is gone (it expired while this process
                 // could not renew it): start a new one and queue again.
@@ -193,7 +193,7 @@ async fn worker(
                 continue;
             }
         };
-        let token = held.token.0;
+        let token = guard.token().0;
         let outcome = match Counter::read(file, token)? {
             Ok(count) => {
                 if pause_at == Some(done) {
@@ -212,7 +212,7 @@ async fn worker(
         match outcome {
             Ok(()) => {
                 done += 1;
-                witan_recipes::lock::unlock(client, &held.key).await?;
+                guard.release().await?;
             }
             Err(Stale { newest }) => {
                 refused += 1;
@@ -220,6 +220,7 @@ async fn worker(
                     "worker {id}: write with token {token} REFUSED (token {newest} has been seen): \
                      the lock was lost while paused; taking it again"
                 );
+                drop(guard);
                 session = Session::new(client, ttl).await?;
             }
         }
