@@ -2,5 +2,6 @@
 //! clusters of member processes on loopback.
 
 pub mod cluster;
+pub mod recipes;
 
 pub use cluster::{Cluster, ClusterOptions};
