@@ -77,18 +77,8 @@ async fn take_turn<C: KvCore>(
 ) -> Result<Option<i64>, RecipeError> {
     let ticket = &spec.ticket;
     let token = FencingToken(entry.create_revision);
-    if !entry.created && entry.value != ticket.value {
-        // A resumed key with another value (a campaign again with a new
-        // value): the caller's value wins, as etcd's Campaign proclaims it.
-        let put = vec![ops::put_op(ticket.key, ticket.value, ticket.lease)];
-        if !core
-            .txn(fenced_txn(ticket.key, token, put))
-            .await?
-            .succeeded
-        {
-            return Ok(None);
-        }
-    }
+    // (A resumed key already carries the caller's value: joining rewrote
+    // it, which is how a campaign again proclaims its new value.)
     let revision = match wait_turn(core, entry, &spec.ahead, spec.slots).await? {
         Turn::Granted(revision) => revision,
         Turn::Gone => return Ok(None),

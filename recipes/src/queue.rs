@@ -45,6 +45,10 @@ pub(crate) struct Entry {
     /// Whether this call created the key (false: it resumed a key the
     /// same lease had put before, as etcd's recipes do).
     pub created: bool,
+    /// The revision of this call's own write of the key: its create, or
+    /// the rewrite that claims a resumed key (see `withdraw::join`). A
+    /// withdrawal deletes the key only while it is still this write.
+    pub mod_revision: i64,
     /// The key's value when it was put or resumed.
     pub value: Vec<u8>,
 }
@@ -70,6 +74,7 @@ pub(crate) fn entry_from(
             key: ticket.key.to_vec(),
             create_revision: revision,
             created: true,
+            mod_revision: revision,
             value: ticket.value.to_vec(),
         });
     }
@@ -83,6 +88,7 @@ pub(crate) fn entry_from(
         key: ticket.key.to_vec(),
         create_revision: existing.create_revision,
         created: false,
+        mod_revision: existing.mod_revision,
         value: existing.value.clone(),
     })
 }

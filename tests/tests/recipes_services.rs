@@ -1522,21 +1522,21 @@ fn only_fault_errors_are_retried() {
     )));
 }
 
-/// Known bug (see the report on branch `rtests`): a waiter's Lock call that
-/// ends without the lock (cancelled, or failed during an election) leaves
-/// a withdrawal of its key behind on the member that served it, fenced
-/// only on the key's create revision. When the caller retries with the
+/// Regression test: a waiter's Lock call that ends without the lock
+/// (cancelled, or failed during an election) leaves a withdrawal of its key
+/// behind on the member that served it. When the caller retries with the
 /// same lease elsewhere, etcd's contract resumes the same key; if the
-/// retry is granted before the withdrawal commits, the withdrawal then
-/// deletes the key of a lock that was just granted: the caller believes it
-/// holds the lock while the next waiter gets it.
+/// retry is granted before the withdrawal commits, a withdrawal fenced
+/// only on the key's create revision deleted the key of a lock that was
+/// just granted (the caller believed it held the lock while the next
+/// waiter got it). Now every call writes the key once (a resumed key is
+/// rewritten) and its withdrawal is fenced on that write too.
 ///
 /// Reproduced deterministically by holding the withdrawal back: the member
 /// serving the first call is cut off from the others until the retry has
 /// been granted, then healed (within the 5 s request timeout, so the
 /// withdrawal's write goes through).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a cancelled Lock's withdrawal deletes the key its retry was granted on"]
 async fn a_retried_lock_is_not_undone_by_the_withdrawal_of_the_call_it_retries() -> Result<()> {
     init_tracing();
     let cluster = Cluster::start(NODE, three()).await?;
