@@ -17,6 +17,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/compat/cluster.sh
 source "$here/cluster.sh"
+# shellcheck source=tests/compat/lib.sh
+source "$here/lib.sh"
+COMPAT_SCRIPT=etcdctl.sh
+COMPAT_CLUSTER=TOUR
 
 if [ "$#" -lt 1 ]; then
   echo "usage: $0 SERVER_BINARY [extra server flags...]" >&2
@@ -24,30 +28,7 @@ if [ "$#" -lt 1 ]; then
 fi
 server=$1
 shift
-ETCDCTL=${ETCDCTL:-etcdctl}
 
-checks=0
-
-fail() {
-  echo "etcdctl.sh: FAIL: $*" >&2
-  cluster_logs TOUR
-  exit 1
-}
-
-# The client URL of member I (1-based).
-ep() { eval "printf '%s' \"\$TOUR_EP_$1\""; }
-
-# Runs etcdctl against member I: ctl I ARGS...
-ctl() {
-  local i=$1
-  shift
-  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$(ep "$i")" --dial-timeout=2s \
-    --command-timeout=5s "$@"
-}
-
-# Keeps the fields of `-w fields` output that must agree between servers:
-# cluster and member ids and the raft term are per-cluster accidents.
-stable_fields() { grep -vE '^"(ClusterID|MemberID|RaftTerm)" : ' || true; }
 
 # expect_out DESC I ARGS... <<'EOF'
 # Runs `ctl I ARGS...` (stdin from $IN when set, else empty) and checks its

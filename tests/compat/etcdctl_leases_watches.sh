@@ -26,6 +26,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/compat/cluster.sh
 source "$here/cluster.sh"
+# shellcheck source=tests/compat/lib.sh
+source "$here/lib.sh"
+COMPAT_SCRIPT=etcdctl_leases_watches.sh
+COMPAT_CLUSTER=LW
 
 if [ "$#" -lt 1 ]; then
   echo "usage: $0 SERVER_BINARY [extra server flags...]" >&2
@@ -33,12 +37,7 @@ if [ "$#" -lt 1 ]; then
 fi
 server=$1
 shift
-ETCDCTL=${ETCDCTL:-etcdctl}
-# How long a lease expiry or a watch event may take to show (seconds): far
-# above the worst case on a loaded machine, since only a bug reaches it.
-WAIT_DEADLINE=${WAIT_DEADLINE:-30}
 
-checks=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/etcdctl-lw.XXXXXX")
 # Background `etcdctl watch` processes, killed on exit.
 watch_pids=()
@@ -53,28 +52,6 @@ on_exit() {
   cluster_cleanup_all
 }
 trap on_exit EXIT
-
-fail() {
-  echo "etcdctl_leases_watches.sh: FAIL: $*" >&2
-  cluster_logs LW
-  exit 1
-}
-
-ok() {
-  checks=$((checks + 1))
-  echo "ok $checks - $1"
-}
-
-# The client URL of member I (1-based).
-ep() { eval "printf '%s' \"\$LW_EP_$1\""; }
-
-# Runs etcdctl against member I: ctl I ARGS...
-ctl() {
-  local i=$1
-  shift
-  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$(ep "$i")" --dial-timeout=2s \
-    --command-timeout=5s "$@"
-}
 
 # ---- normalisation -----------------------------------------------------
 # sed expressions replacing every lease id seen so far by its label.
@@ -183,20 +160,6 @@ grant() {
   ok "lease grant $ttl on member $i: $label, TTL(${EXPECT_TTL:-$ttl}s)"
 }
 
-# wait_until DESC COMMAND...: polls COMMAND until it succeeds, for at most
-# WAIT_DEADLINE seconds.
-wait_until() {
-  local desc=$1
-  shift
-  local deadline=$(($(date +%s) + WAIT_DEADLINE))
-  until "$@"; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      fail "$desc: not within ${WAIT_DEADLINE}s"
-    fi
-    sleep 0.1
-  done
-}
-
 # ---- background watches ------------------------------------------------
 # watch_start NAME I ARGS...: runs `etcdctl watch ARGS...` against member I
 # in the background, its stdout in $work/NAME.out.
@@ -249,9 +212,6 @@ watch_stop() {
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
 }
-
-# Keeps the fields of `-w fields` output that must agree between servers.
-stable_fields() { grep -vE '^"(ClusterID|MemberID|RaftTerm)" : ' || true; }
 
 cluster_start LW "$server" 3 "$@" || fail "could not start a 3-member cluster of $server"
 

@@ -23,6 +23,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/compat/cluster.sh
 source "$here/cluster.sh"
+# shellcheck source=tests/compat/lib.sh
+source "$here/lib.sh"
+COMPAT_SCRIPT=etcdctl_recipes.sh
+COMPAT_CLUSTER=RC
 
 if [ "$#" -lt 1 ]; then
   echo "usage: $0 SERVER_BINARY [extra server flags...]" >&2
@@ -30,10 +34,6 @@ if [ "$#" -lt 1 ]; then
 fi
 server=$1
 shift
-ETCDCTL=${ETCDCTL:-etcdctl}
-WAIT_DEADLINE=${WAIT_DEADLINE:-30}
-
-checks=0
 work=$(mktemp -d "${TMPDIR:-/tmp}/etcdctl-recipes.XXXXXX")
 # Background etcdctl processes, killed on exit.
 pids=()
@@ -49,50 +49,6 @@ on_exit() {
   cluster_cleanup_all
 }
 trap on_exit EXIT
-
-fail() {
-  echo "etcdctl_recipes.sh: FAIL: $*" >&2
-  cluster_logs RC
-  exit 1
-}
-
-ok() {
-  checks=$((checks + 1))
-  echo "ok $checks - $1"
-}
-
-# The client URL of member I (1-based).
-ep() { eval "printf '%s' \"\$RC_EP_$1\""; }
-
-# etcdctl against member I: ctl I ARGS...
-ctl() {
-  local i=$1
-  shift
-  ETCDCTL_API=3 "$ETCDCTL" --endpoints="$(ep "$i")" --dial-timeout=2s \
-    --command-timeout=5s "$@"
-}
-
-# The same, for a background job: `ctl_bg I ARGS... &` makes the job's
-# process etcdctl itself, so $! is etcdctl's pid and signals reach it.
-ctl_bg() {
-  local i=$1
-  shift
-  exec env ETCDCTL_API=3 "$ETCDCTL" --endpoints="$(ep "$i")" --dial-timeout=2s \
-    --command-timeout=5s "$@"
-}
-
-# wait_until DESCRIPTION COMMAND...: polls COMMAND until it succeeds.
-wait_until() {
-  local what=$1
-  shift
-  local deadline=$((SECONDS + WAIT_DEADLINE))
-  until "$@"; do
-    if [ "$SECONDS" -ge "$deadline" ]; then
-      fail "timed out after ${WAIT_DEADLINE}s waiting until $what"
-    fi
-    sleep 0.05
-  done
-}
 
 # How many keys exist under PREFIX/.
 keys_under() { ctl 1 get "$1/" --prefix --keys-only | grep -c . || true; }

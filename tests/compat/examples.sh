@@ -14,6 +14,10 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/compat/cluster.sh
 source "$here/cluster.sh"
+# shellcheck source=tests/compat/lib.sh
+source "$here/lib.sh"
+COMPAT_SCRIPT=examples.sh
+COMPAT_CLUSTER=EX
 
 if [ "$#" -ne 2 ]; then
   echo "usage: $0 WITAN_BINARY EXAMPLES_DIR" >&2
@@ -21,7 +25,6 @@ if [ "$#" -ne 2 ]; then
 fi
 server=$1
 bin=$2
-WAIT_DEADLINE=${WAIT_DEADLINE:-30}
 work=$(mktemp -d "${TMPDIR:-/tmp}/examples.XXXXXX")
 app=
 
@@ -34,22 +37,6 @@ on_exit() {
   cluster_cleanup_all
 }
 trap on_exit EXIT
-
-fail() {
-  echo "examples.sh: FAIL: $*" >&2
-  cluster_logs EX
-  exit 1
-}
-
-wait_until() {
-  local what=$1
-  shift
-  local deadline=$((SECONDS + WAIT_DEADLINE))
-  until "$@"; do
-    [ "$SECONDS" -lt "$deadline" ] || fail "timed out waiting until $what"
-    sleep 0.05
-  done
-}
 
 cluster_start EX "$server" 3
 export WITAN_ENDPOINTS=$EX_ENDPOINTS
