@@ -17,8 +17,10 @@ use crate::session::{LostSignal, SessionLost};
 ///
 /// Dropped without being released, it deletes its key in the background
 /// (best effort; the lease's expiry lets go anyway). That delete is fenced
-/// on the token, so it never removes a later hold that resumed the same
-/// key.
+/// on the token, so it never removes a later key of the same name. A hold
+/// taken again by the same lease resumes the same key (etcd's contract)
+/// and shares its token: letting go of either lets go of both, as etcd's
+/// Unlock does.
 #[derive(Debug)]
 pub(crate) struct Hold {
     pub client: Client,
