@@ -2,6 +2,7 @@
 //! clusters of member processes on loopback.
 
 pub mod cluster;
+pub mod jepsen;
 pub mod recipes;
 
 pub use cluster::{Cluster, ClusterOptions};

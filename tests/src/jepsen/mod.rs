@@ -1,0 +1,5 @@
+//! A Jepsen-style fault suite: concurrent clients record a history against a
+//! real cluster while a nemesis injects faults; checks then decide whether
+//! the cluster ever lied.
+
+pub mod history;
