@@ -10,6 +10,7 @@ mod acknowledged;
 mod describe;
 mod fencing;
 mod locks;
+mod register;
 mod report;
 mod watches;
 
@@ -33,6 +34,7 @@ pub const LOCKS: &str = "locks held once";
 pub fn check_all(recording: &Recording) -> Report {
     Report {
         results: vec![
+            register::check(recording),
             acknowledged::check(recording),
             watches::check(recording),
             fencing::check(recording),
@@ -64,13 +66,56 @@ fn list_problems(summary: &str, problems: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jepsen::history::{Outcome, RegisterOp, RegisterOperation};
 
     #[test]
     fn an_empty_recording_passes_every_check() {
         let report = check_all(&Recording::default());
         assert!(report.passed(), "{report}");
         let names: Vec<&str> = report.results.iter().map(|r| r.name).collect();
-        assert_eq!(names, [ACKNOWLEDGED_WRITES, WATCHES, FENCED_WRITES, LOCKS]);
+        assert_eq!(
+            names,
+            [
+                LINEARIZABLE_REGISTERS,
+                ACKNOWLEDGED_WRITES,
+                WATCHES,
+                FENCED_WRITES,
+                LOCKS
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stale_read_fails_the_report_and_is_shown() {
+        let op = |process, op, invoke, complete| RegisterOperation {
+            process,
+            key: "x".into(),
+            op,
+            invoke,
+            complete,
+            outcome: Outcome::Ok,
+        };
+        let recording = Recording {
+            registers: vec![
+                op(1, RegisterOp::Write { value: 1 }, 0, 10),
+                op(2, RegisterOp::Write { value: 2 }, 20, 30),
+                op(3, RegisterOp::Read { observed: Some(1) }, 40, 50),
+            ],
+            final_register_versions: [("x".to_string(), vec![(2, 1), (3, 2)])].into(),
+            ..Recording::default()
+        };
+        let report = check_all(&recording);
+        assert!(!report.passed());
+        let text = report.to_string();
+        assert!(
+            text.starts_with("FAIL    linearizable registers (3 operations)\n"),
+            "{text}"
+        );
+        assert!(text.contains("p3 key \"x\" read -> 1"), "{text}");
+        assert_eq!(
+            report.result(ACKNOWLEDGED_WRITES).map(|r| r.passed()),
+            Some(true)
+        );
     }
 
     #[test]
