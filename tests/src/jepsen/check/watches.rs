@@ -6,7 +6,9 @@
 //!
 //! Limits: what a watch would have delivered after its last event is not
 //! known (the stream may have been closed), so a log is only held to the
-//! revisions it reached; an empty log passes.
+//! revisions it reached; an empty log passes. A watch that asked for no
+//! start revision (0: "from now") is held from its first event's revision,
+//! so a gap before its first event cannot be seen.
 
 use std::collections::HashMap;
 
@@ -66,7 +68,12 @@ fn check_log(
     place: &HashMap<(i64, &str), usize>,
 ) -> Option<String> {
     let last = log.events.last()?;
-    let first = reference.partition_point(|e| e.revision < log.start_revision);
+    let start = if log.start_revision > 0 {
+        log.start_revision
+    } else {
+        log.events[0].revision
+    };
+    let first = reference.partition_point(|e| e.revision < start);
     let end = reference.partition_point(|e| e.revision <= last.revision);
     let delivered = |i: usize| format!("#{i} {}", watch_event(&log.events[i]));
     let after = |i: usize| {
@@ -224,6 +231,25 @@ mod tests {
         });
         assert!(two.passed());
         assert_eq!(two.checked, 9);
+    }
+
+    #[test]
+    fn a_watch_from_now_is_held_from_its_first_event() {
+        let all = reference();
+        assert!(run(0, all[5..].to_vec()).passed());
+        // Its first revision must still be whole.
+        let text = failure(&run(0, all[3..].to_vec())).to_string();
+        assert!(
+            text.contains("missed 1 event (revision 4 Put \"c\") before its first event"),
+            "{text}"
+        );
+        let mut events = all[2..].to_vec();
+        events.remove(3);
+        let text = failure(&run(0, events)).to_string();
+        assert!(
+            text.contains("missed 1 event (revision 5 Delete \"b\")"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -156,13 +156,14 @@ pub(super) fn linearizable_history(
     ops.into_iter().flatten().collect()
 }
 
-/// A small random history, linearizable or not: reads see random values.
-pub(super) fn random_history(seed: u64, count: usize) -> Vec<RegisterOperation> {
+/// A small random history of `count` operations by `processes` clients,
+/// linearizable or not: reads and compares see random values.
+pub(super) fn random_history(seed: u64, count: usize, processes: usize) -> Vec<RegisterOperation> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut clock = [0u64; 3];
+    let mut clock = vec![0u64; processes];
     let mut ops = Vec::with_capacity(count);
     for value in 1..=count as u64 {
-        let process = rng.gen_range(0..3);
+        let process = rng.gen_range(0..processes);
         let invoke = clock[process] + rng.gen_range(0..5);
         let complete = invoke + rng.gen_range(0..10);
         clock[process] = complete + 1;

@@ -400,7 +400,7 @@ fn the_search_agrees_with_brute_force() {
     let mut violations = 0;
     let mut patterns_found = 0;
     for seed in 0..3000 {
-        let ops = random_history(seed, 3 + (seed % 7) as usize);
+        let ops = random_history(seed, 3 + (seed % 7) as usize, 1 + (seed % 5) as usize);
         let refs: Vec<&RegisterOperation> = ops.iter().collect();
         let expected = brute_force_linearizable(&refs);
         let got = check_key(&refs);
