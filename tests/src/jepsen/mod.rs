@@ -2,4 +2,5 @@
 //! real cluster while a nemesis injects faults; checks then decide whether
 //! the cluster ever lied.
 
+pub mod check;
 pub mod history;
