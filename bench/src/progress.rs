@@ -85,8 +85,8 @@ async fn tick(bar: ProgressBar, pace: Arc<Pace>, finished: Arc<AtomicU64>) {
         match pace.stop() {
             Stop::Total(_) => bar.set_position(done),
             Stop::After(_) => {
-                bar.set_position(pace.elapsed().as_millis() as u64);
                 bar.set_message(done.to_string());
+                bar.set_position(pace.elapsed().as_millis() as u64);
             }
         }
     }

@@ -10,9 +10,11 @@
 //! reported.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
@@ -41,20 +43,33 @@ pub const DEFAULTS: Defaults = Defaults {
     timeout: Duration::from_secs(10),
 };
 
-/// What the writer tells the watchers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Until {
-    /// Puts are still being made.
-    Writing,
-    /// Stop once this revision has been seen.
-    Revision(i64),
-    /// Stop now: the drain timeout passed.
-    GiveUp,
-}
-
 /// Arrival times of the events one watcher saw, by revision, in the
 /// order they came.
 type Arrivals = Vec<(i64, Instant)>;
+
+/// What one watcher shares with the run.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Every event's arrival. Locked once per message by its watcher and
+    /// once by the run at the end, so never contended.
+    arrivals: Mutex<Arrivals>,
+    /// The highest revision seen so far.
+    last: AtomicI64,
+}
+
+/// How the run learns that the watchers have caught up with the writer.
+/// A watcher checks an atomic after each message instead of also awaiting
+/// a shared stop signal: with a thousand watchers, registering and
+/// dropping a waiter on one shared channel per event showed up as extra
+/// latency (against the earlier single-purpose watch bench at the same
+/// put rate).
+#[derive(Debug)]
+struct Drain {
+    /// The writer's last revision; `i64::MAX` while it writes.
+    target: AtomicI64,
+    /// Woken by a watcher that has reached the target.
+    caught_up: Notify,
+}
 
 /// Runs the watch workload.
 pub async fn run(setup: &Setup, args: &WatchArgs) -> Result<Report, BenchError> {
@@ -69,13 +84,23 @@ pub async fn run(setup: &Setup, args: &WatchArgs) -> Result<Report, BenchError> 
     let channels = conn::open(std::slice::from_ref(&watch_endpoint), setup.conns).await?;
     let prefix = setup.prefix.clone().into_bytes();
 
-    let (until_tx, until_rx) = watch::channel(Until::Writing);
+    let drain = Arc::new(Drain {
+        target: AtomicI64::new(i64::MAX),
+        caught_up: Notify::new(),
+    });
+    let seen: Vec<Arc<Seen>> = (0..args.watchers).map(|_| Arc::default()).collect();
     let (ready_tx, mut ready_rx) = mpsc::channel(args.watchers);
     let mut watchers = JoinSet::new();
     for w in 0..args.watchers {
         let channel = channels[w % channels.len()].clone();
-        let (prefix, ready, until) = (prefix.clone(), ready_tx.clone(), until_rx.clone());
-        watchers.spawn(watcher(channel, prefix, ready, until));
+        let (prefix, ready) = (prefix.clone(), ready_tx.clone());
+        watchers.spawn(watcher(
+            channel,
+            prefix,
+            ready,
+            seen[w].clone(),
+            drain.clone(),
+        ));
     }
     drop(ready_tx);
     // Every watch created before the first put.
@@ -116,28 +141,29 @@ pub async fn run(setup: &Setup, args: &WatchArgs) -> Result<Report, BenchError> 
     let elapsed = pace.elapsed();
     progress.finish();
 
-    let _ = until_tx.send(Until::Revision(last));
-    let mut arrivals = Vec::with_capacity(args.watchers);
-    let drained = tokio::time::timeout(args.drain_timeout, async {
-        while let Some(done) = watchers.join_next().await {
-            arrivals.push(done??);
-        }
-        Ok::<(), BenchError>(())
-    })
-    .await;
-    let gave_up = match drained {
-        Ok(result) => {
-            result?;
-            false
-        }
-        Err(_) => {
-            let _ = until_tx.send(Until::GiveUp);
-            while let Some(done) = watchers.join_next().await {
-                arrivals.push(done??);
+    // SeqCst on both sides: either a watcher sees the target after
+    // storing its last revision, or this count sees that revision.
+    drain.target.store(last, Ordering::SeqCst);
+    let deadline = Instant::now() + args.drain_timeout;
+    let mut gave_up = false;
+    while seen.iter().any(|s| s.last.load(Ordering::SeqCst) < last) {
+        tokio::select! {
+            () = drain.caught_up.notified() => {}
+            () = tokio::time::sleep_until(deadline) => {
+                gave_up = true;
+                break;
             }
-            true
+            Some(ended) = watchers.join_next() => {
+                ended??;
+                return Err(BenchError::StreamClosed { op: "watch" });
+            }
         }
-    };
+    }
+    watchers.abort_all();
+    let arrivals: Vec<Arrivals> = seen
+        .iter()
+        .map(|s| std::mem::take(&mut *s.arrivals.lock().unwrap_or_else(|e| e.into_inner())))
+        .collect();
 
     let check = check(&acked, &arrivals);
     let mut report = setup.report("watch");
@@ -162,18 +188,15 @@ pub async fn run(setup: &Setup, args: &WatchArgs) -> Result<Report, BenchError> 
     Ok(report)
 }
 
-/// One watcher: creates its watch, says so on `ready`, then records every
-/// event's arrival until `until` says to stop.
+/// One watcher: creates its watch, says so on `ready`, then records
+/// every event's arrival in `seen` until the run aborts it.
 async fn watcher(
     channel: Channel,
     prefix: Vec<u8>,
     ready: mpsc::Sender<()>,
-    mut until: watch::Receiver<Until>,
-) -> Result<Arrivals, BenchError> {
-    let refused = |reason: String| BenchError::WatchRefused {
-        prefix: String::from_utf8_lossy(&prefix).into_owned(),
-        reason,
-    };
+    seen: Arc<Seen>,
+    drain: Arc<Drain>,
+) -> Result<(), BenchError> {
     let create = WatchRequest {
         request_union: Some(RequestUnion::CreateRequest(WatchCreateRequest {
             key: prefix.clone(),
@@ -197,43 +220,41 @@ async fn watcher(
             source,
         })?
         .into_inner();
-    let mut arrivals = Arrivals::new();
-    let mut last = 0;
     let mut created = false;
+    let mut last = 0;
     loop {
-        let stop = match *until.borrow_and_update() {
-            Until::Writing => false,
-            Until::Revision(revision) => last >= revision,
-            Until::GiveUp => true,
-        };
-        if stop {
-            return Ok(arrivals);
+        let response = stream
+            .message()
+            .await
+            .map_err(|source| BenchError::Rpc {
+                op: "watch",
+                source,
+            })?
+            .ok_or(BenchError::StreamClosed { op: "watch" })?;
+        let now = Instant::now();
+        if response.canceled {
+            return Err(BenchError::WatchRefused {
+                prefix: String::from_utf8_lossy(&prefix).into_owned(),
+                reason: response.cancel_reason,
+            });
         }
-        tokio::select! {
-            message = stream.message() => {
-                let now = Instant::now();
-                let response = message
-                    .map_err(|source| BenchError::Rpc { op: "watch", source })?
-                    .ok_or(BenchError::StreamClosed { op: "watch" })?;
-                if response.canceled {
-                    return Err(refused(response.cancel_reason));
-                }
-                if response.created && !created {
-                    created = true;
-                    let _ = ready.send(()).await;
-                }
-                for event in response.events {
-                    if let Some(kv) = event.kv {
-                        arrivals.push((kv.mod_revision, now));
-                        last = last.max(kv.mod_revision);
-                    }
-                }
+        if response.created && !created {
+            created = true;
+            let _ = ready.send(()).await;
+        }
+        if response.events.is_empty() {
+            continue;
+        }
+        {
+            let mut arrivals = seen.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+            for kv in response.events.into_iter().filter_map(|e| e.kv) {
+                arrivals.push((kv.mod_revision, now));
+                last = last.max(kv.mod_revision);
             }
-            changed = until.changed() => {
-                if changed.is_err() {
-                    return Ok(arrivals);
-                }
-            }
+        }
+        seen.last.store(last, Ordering::SeqCst);
+        if last >= drain.target.load(Ordering::SeqCst) {
+            drain.caught_up.notify_one();
         }
     }
 }
