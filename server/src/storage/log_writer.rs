@@ -219,6 +219,11 @@ async fn write(
         Some(None) => sqlite::delete_meta(&mut *tx, META_COMMITTED).await?,
         None => {}
     }
+    // Test-only fault injection (--unsafe-fault-injection): a stalled disk
+    // makes this commit, and so its fsync, late. Never set in production.
+    if let Some(stall) = crate::raft::peers::fsync_delay() {
+        tokio::time::sleep(stall).await;
+    }
     tx.commit().await?;
     Ok(())
 }
