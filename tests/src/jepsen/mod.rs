@@ -2,4 +2,14 @@
 //! real cluster while a nemesis injects faults; checks then decide whether
 //! the cluster ever lied.
 
+pub mod clock;
+pub mod faults;
+pub mod final_reads;
 pub mod history;
+pub mod locks;
+pub mod nemesis;
+pub mod registers;
+pub mod runner;
+pub mod stats;
+pub mod watchers;
+pub mod workload;

@@ -1,0 +1,91 @@
+//! The Jepsen-style suite, bounded for CI: a 3-member cluster through every
+//! fault kind at least once, and a 5-member cluster through kills,
+//! partitions, bridges and pauses, each under concurrent register, lock and
+//! watch clients; the history must pass every check. The runs take turns
+//! (two clusters at once would starve a 2-core machine).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Result;
+use witan_tests::jepsen::faults::FaultKind;
+use witan_tests::jepsen::runner::{self, RunOptions, RunOutcome};
+
+const NODE: &str = env!("CARGO_BIN_EXE_witan-test-node");
+
+/// One run at a time in this binary.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn,witan_tests=info")
+        .with_test_writer()
+        .try_init();
+}
+
+/// Short holds and quiet spells: every kind fits in well under a minute.
+fn bounded(members: usize, faults: &[FaultKind], seed: u64) -> RunOptions {
+    let mut options = RunOptions::new(NODE);
+    options.members = members;
+    options.faults = faults.to_vec();
+    options.duration = Duration::from_secs(15);
+    options.register_clients = 2 * members;
+    options.seed = seed;
+    options.hold = (Duration::from_millis(1000), Duration::from_millis(2500));
+    options.quiet = (Duration::from_millis(500), Duration::from_millis(1500));
+    options
+}
+
+/// Runs, prints the report, and asserts the checks passed and the run
+/// really exercised what it claims.
+async fn run_and_check(options: RunOptions) -> Result<RunOutcome> {
+    let _turn = SERIAL.lock().await;
+    init_tracing();
+    let outcome = runner::run(&options).await?;
+    let (report, passed) = runner::report(&outcome);
+    eprintln!("{report}");
+    assert!(passed, "the checks failed:\n{report}");
+
+    let injected: BTreeSet<FaultKind> = outcome
+        .stats
+        .faults
+        .iter()
+        .map(|f| f.fault.kind())
+        .collect();
+    let wanted: BTreeSet<FaultKind> = options.faults.iter().copied().collect();
+    assert_eq!(injected, wanted, "every fault kind was injected");
+    let stats = &outcome.stats;
+    assert!(
+        stats.reads.ok > 0 && stats.writes.ok > 0 && stats.cas.ok > 0,
+        "{stats}"
+    );
+    assert!(stats.holds > 0 && stats.fenced.ok > 0, "{stats}");
+    assert_eq!(outcome.recording.watch_logs.len(), options.watchers);
+    for log in &outcome.recording.watch_logs {
+        assert!(
+            !log.events.is_empty(),
+            "watch on m{} saw events",
+            log.member + 1
+        );
+    }
+    assert!(!outcome.recording.reference_events.is_empty());
+    Ok(outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_survive_every_fault_kind() -> Result<()> {
+    run_and_check(bounded(3, &FaultKind::ALL, 0x5eed_0003)).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_survive_kills_partitions_bridges_and_pauses() -> Result<()> {
+    let faults = [
+        FaultKind::Kill,
+        FaultKind::Partition,
+        FaultKind::Bridge,
+        FaultKind::Pause,
+    ];
+    run_and_check(bounded(5, &faults, 0x5eed_0005)).await?;
+    Ok(())
+}
