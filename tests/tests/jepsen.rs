@@ -4,12 +4,14 @@
 //! watch clients; the history must pass every check. The runs take turns
 //! (two clusters at once would starve a 2-core machine).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::Result;
+use tokio::time::Instant;
 use witan_tests::jepsen::faults::FaultKind;
 use witan_tests::jepsen::runner::{self, RunOptions, RunOutcome};
+use witan_tests::{Cluster, ClusterOptions};
 
 const NODE: &str = env!("CARGO_BIN_EXE_witan-test-node");
 
@@ -87,5 +89,49 @@ async fn five_members_survive_kills_partitions_bridges_and_pauses() -> Result<()
         FaultKind::Pause,
     ];
     run_and_check(bounded(5, &faults, 0x5eed_0005)).await?;
+    Ok(())
+}
+
+/// The injected slow links and stalled disks are real: a write cannot be
+/// committed sooner than they allow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_link_delays_and_disk_stalls_really_slow_commits() -> Result<()> {
+    let _turn = SERIAL.lock().await;
+    init_tracing();
+    let cluster = Cluster::start(NODE, ClusterOptions::default()).await?;
+    let leader = cluster.leader(Duration::from_secs(10)).await?;
+    let mut client = cluster.client(leader).await?;
+    client.put("warm", "up", None).await?;
+    let stall = Duration::from_millis(300);
+    // Below the 50 ms heartbeat interval, which is also how long openraft
+    // waits for an append: slower links do not replicate at all.
+    let delay = Duration::from_millis(30);
+
+    for member in 0..cluster.size() {
+        cluster.set_fsync_delay(member, stall).await?;
+    }
+    let started = Instant::now();
+    client.put("stalled", "1", None).await?;
+    assert!(
+        started.elapsed() >= stall,
+        "a commit waits for a majority's stalled fsync"
+    );
+    cluster.heal().await?;
+
+    let mut delays = BTreeMap::new();
+    for from in 0..cluster.size() {
+        for to in (0..cluster.size()).filter(|to| *to != from) {
+            delays.insert((from, to), delay);
+        }
+    }
+    cluster.set_link_delays(&delays).await?;
+    let started = Instant::now();
+    client.put("delayed", "1", None).await?;
+    assert!(
+        started.elapsed() >= delay,
+        "a commit waits for a follower that holds the leader's append"
+    );
+    cluster.heal().await?;
+    client.put("healed", "1", None).await?;
     Ok(())
 }

@@ -106,13 +106,24 @@ pub struct FaultTuning {
     pub leader_bias: f64,
 }
 
-impl Default for FaultTuning {
-    fn default() -> Self {
+impl FaultTuning {
+    /// Faults for members with this heartbeat interval. openraft gives an
+    /// append (heartbeats included) one heartbeat interval to be answered,
+    /// so link delays span both sides of it: most links are slow but work,
+    /// some deliver appends only after the leader gave up on them.
+    pub fn for_heartbeat(heartbeat: Duration) -> FaultTuning {
         FaultTuning {
-            link_delay: (Duration::from_millis(10), Duration::from_millis(300)),
-            fsync_delay: (Duration::from_millis(50), Duration::from_millis(500)),
+            link_delay: (heartbeat / 5, heartbeat * 3 / 2),
+            fsync_delay: (Duration::from_millis(50), Duration::from_millis(800)),
             leader_bias: 0.65,
         }
+    }
+}
+
+impl Default for FaultTuning {
+    /// Tuned for the test clusters' 50 ms heartbeat.
+    fn default() -> Self {
+        FaultTuning::for_heartbeat(Duration::from_millis(50))
     }
 }
 

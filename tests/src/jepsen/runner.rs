@@ -74,6 +74,7 @@ pub struct RunOptions {
 impl RunOptions {
     /// Defaults for a run of `binary`: 3 members, a minute, every fault.
     pub fn new(binary: impl Into<PathBuf>) -> RunOptions {
+        let heartbeat = Duration::from_millis(50);
         RunOptions {
             binary: binary.into(),
             members: 3,
@@ -88,12 +89,12 @@ impl RunOptions {
             watchers: 3,
             seed: rand::thread_rng().gen(),
             op_timeout: Duration::from_millis(1500),
-            heartbeat: Duration::from_millis(50),
+            heartbeat,
             election_timeout: Duration::from_millis(500),
             hold: (Duration::from_secs(2), Duration::from_secs(6)),
             quiet: (Duration::from_secs(1), Duration::from_secs(3)),
             recover_within: Duration::from_secs(60),
-            tuning: FaultTuning::default(),
+            tuning: FaultTuning::for_heartbeat(heartbeat),
         }
     }
 }
