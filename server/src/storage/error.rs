@@ -20,6 +20,9 @@ pub enum DbError {
     /// A file operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A value could not be bound to a statement parameter.
+    #[error("binding a statement parameter: {0}")]
+    Bind(sqlx::error::BoxDynError),
     /// A stored protobuf record does not decode.
     #[error("corrupt record: {0}")]
     Decode(#[from] prost::DecodeError),

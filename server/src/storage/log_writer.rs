@@ -22,6 +22,7 @@ use tracing::Instrument;
 
 use super::error::{to_i64, DbError};
 use super::log_reader::LogShared;
+use super::script::Script;
 use super::sqlite::{self, MAX_PARAMS};
 use crate::raft::convert::{log_id_to_pb, vote_to_pb};
 use crate::raft::{LogId, TypeConfig, Vote};
@@ -174,77 +175,97 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: 
 
 /// Writes a batch of operations in one transaction, in order, with the
 /// latest committed log id (its `SaveCommitted` operations are already
-/// folded into `committed`).
+/// folded into `committed`). The transaction goes to sqlite as one script:
+/// every append waits for this, so thread hand-offs count.
 async fn write(
     conn: &mut SqliteConnection,
     batch: &[LogOp],
     committed: Option<Option<LogId>>,
 ) -> Result<(), DbError> {
-    let mut tx = conn.begin().await?;
+    let mut script = Script::begin();
     let mut pending: Vec<&EntryRow> = Vec::new();
     for op in batch {
         match op {
             LogOp::Append { rows, .. } => pending.extend(rows.iter()),
             LogOp::Truncate { from } => {
-                insert_rows(&mut tx, &mut pending).await?;
-                sqlx::query("DELETE FROM raft_entries WHERE log_index >= ?")
-                    .bind(to_i64("log index", *from)?)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_rows(&mut script, &mut pending)?;
+                script
+                    .statement("DELETE FROM raft_entries WHERE log_index >= ?")
+                    .bind(to_i64("log index", *from)?)?;
             }
             LogOp::Purge { upto } => {
-                insert_rows(&mut tx, &mut pending).await?;
-                sqlx::query("DELETE FROM raft_entries WHERE log_index <= ?")
-                    .bind(to_i64("log index", upto.index)?)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlite::put_meta(
-                    &mut *tx,
+                insert_rows(&mut script, &mut pending)?;
+                script
+                    .statement("DELETE FROM raft_entries WHERE log_index <= ?")
+                    .bind(to_i64("log index", upto.index)?)?;
+                put_meta(
+                    &mut script,
                     META_LAST_PURGED,
                     log_id_to_pb(upto).encode_to_vec(),
-                )
-                .await?;
+                )?;
             }
             LogOp::SaveVote(vote) => {
-                sqlite::put_meta(&mut *tx, META_VOTE, vote_to_pb(vote).encode_to_vec()).await?;
+                put_meta(&mut script, META_VOTE, vote_to_pb(vote).encode_to_vec())?;
             }
             LogOp::SaveCommitted(_) | LogOp::Sync(_) => {}
         }
     }
-    insert_rows(&mut tx, &mut pending).await?;
+    insert_rows(&mut script, &mut pending)?;
     match committed {
         Some(Some(id)) => {
-            sqlite::put_meta(&mut *tx, META_COMMITTED, log_id_to_pb(&id).encode_to_vec()).await?;
+            put_meta(
+                &mut script,
+                META_COMMITTED,
+                log_id_to_pb(&id).encode_to_vec(),
+            )?;
         }
-        Some(None) => sqlite::delete_meta(&mut *tx, META_COMMITTED).await?,
+        Some(None) => {
+            script
+                .statement("DELETE FROM meta WHERE name = ?")
+                .bind(META_COMMITTED)?;
+        }
         None => {}
     }
-    // Test-only fault injection (--unsafe-fault-injection): a stalled disk
-    // makes this commit, and so its fsync, late. Never set in production.
-    if let Some(stall) = crate::raft::peers::fsync_delay() {
-        tokio::time::sleep(stall).await;
+    // Everything queued before a lone `Sync` is already committed.
+    if !script.is_empty() {
+        // Test-only fault injection (--unsafe-fault-injection): a stalled
+        // disk makes this commit, and so its fsync, late. Never set in
+        // production.
+        if let Some(stall) = crate::raft::peers::fsync_delay() {
+            tokio::time::sleep(stall).await;
+        }
+        script.commit(conn).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 
-/// Inserts the pending rows with multi-row statements.
-async fn insert_rows(
-    conn: &mut SqliteConnection,
-    pending: &mut Vec<&EntryRow>,
+fn put_meta(script: &mut Script<'_>, name: &'static str, value: Vec<u8>) -> Result<(), DbError> {
+    script
+        .statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
+        .bind(name)?
+        .bind(value)?;
+    Ok(())
+}
+
+/// Adds the pending rows as multi-row statements.
+fn insert_rows<'q>(
+    script: &mut Script<'q>,
+    pending: &mut Vec<&'q EntryRow>,
 ) -> Result<(), DbError> {
     let per_statement = MAX_PARAMS / ENTRY_COLUMNS;
     for chunk in pending.chunks(per_statement) {
-        let sql = sqlite::multi_insert(INSERT_ENTRIES, ENTRY_COLUMNS, chunk.len());
-        let mut query = sqlx::query(&sql);
+        script.statement(&sqlite::multi_insert(
+            INSERT_ENTRIES,
+            ENTRY_COLUMNS,
+            chunk.len(),
+        ));
         for row in chunk {
-            query = query
-                .bind(row.index)
-                .bind(row.term)
-                .bind(row.leader_node)
-                .bind(row.entry.as_slice());
+            script
+                .bind(row.index)?
+                .bind(row.term)?
+                .bind(row.leader_node)?
+                .bind(row.entry.as_slice())?;
         }
-        query.execute(&mut *conn).await?;
     }
     pending.clear();
     Ok(())

@@ -22,6 +22,7 @@ mod log_reader;
 mod log_store;
 mod log_writer;
 mod reader;
+mod script;
 mod snapshot;
 mod snapshot_builder;
 mod sqlite;

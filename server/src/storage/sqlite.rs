@@ -175,18 +175,6 @@ where
     Ok(())
 }
 
-/// Removes a `meta` row.
-pub(crate) async fn delete_meta<'c, E>(conn: E, name: &str) -> Result<(), DbError>
-where
-    E: sqlx::Executor<'c, Database = Sqlite>,
-{
-    sqlx::query("DELETE FROM meta WHERE name = ?")
-        .bind(name)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// `INSERT INTO <table> (<columns>) VALUES (?, ...), (?, ...) ...` for
 /// `rows` rows: one statement writes many rows, which is what makes a large
 /// group commit cheap.

@@ -20,6 +20,7 @@ use witan_proto::raftpb;
 
 use super::error::DbError;
 use super::history;
+use super::script::Script;
 use super::sqlite::{self, Durability, MAX_PARAMS};
 use crate::mvcc::{Change, KeyRange, KvState, Lease};
 use crate::raft::convert::{
@@ -133,32 +134,37 @@ impl StateDb {
         Ok(KvState::restore(keys, revs.revision, revs.compact_revision).with_leases(leases, clock))
     }
 
-    /// Writes the result of one `apply` call atomically.
+    /// Writes the result of one `apply` call atomically, as one script
+    /// (one hand-off to sqlite's thread: this is on every write's path).
     pub async fn write(&mut self, batch: AppliedBatch<'_>) -> Result<(), DbError> {
-        let mut tx = self.conn.begin().await?;
-        let per_statement = MAX_PARAMS / HISTORY_COLUMNS;
-        for chunk in batch.changes.chunks(per_statement) {
-            let sql = sqlite::multi_insert(INSERT_HISTORY, HISTORY_COLUMNS, chunk.len());
-            let mut query = sqlx::query(&sql);
+        let mut script = Script::begin();
+        for chunk in batch.changes.chunks(MAX_PARAMS / HISTORY_COLUMNS) {
+            script.statement(&sqlite::multi_insert(
+                INSERT_HISTORY,
+                HISTORY_COLUMNS,
+                chunk.len(),
+            ));
             for change in chunk {
-                query = query
-                    .bind(change.kv.mod_revision)
-                    .bind(change.sub)
-                    .bind(change.kv.key.as_slice())
-                    .bind(change.kv.create_revision)
-                    .bind(change.kv.version)
-                    .bind(change.kv.lease)
-                    .bind(change.kv.value.as_slice())
-                    .bind(change.deleted);
+                script
+                    .bind(change.kv.mod_revision)?
+                    .bind(change.sub)?
+                    .bind(change.kv.key.as_slice())?
+                    .bind(change.kv.create_revision)?
+                    .bind(change.kv.version)?
+                    .bind(change.kv.lease)?
+                    .bind(change.kv.value.as_slice())?
+                    .bind(change.deleted)?;
             }
-            query.execute(&mut *tx).await?;
         }
         if let Some(compact) = batch.compact_to {
-            compact_history(&mut tx, compact).await?;
+            compact_history(&mut script, compact)?;
         }
-        write_leases(&mut tx, &batch.leases).await?;
-        write_meta(&mut tx, &batch).await?;
-        tx.commit().await?;
+        write_leases(&mut script, &batch.leases)?;
+        write_meta(&mut script, &batch)?;
+        script.commit(&mut self.conn).await?;
+        if let Some(compact) = batch.compact_to {
+            tracing::info!(compact, "compacted history");
+        }
         Ok(())
     }
 
@@ -205,23 +211,18 @@ async fn copy_attached(conn: &mut SqliteConnection) -> Result<(), DbError> {
 
 /// etcd's compaction rule: for each key keep its latest change at or below
 /// `compact` unless that is a deletion, and every later change.
-async fn compact_history(conn: &mut SqliteConnection, compact: i64) -> Result<(), DbError> {
-    let removed = sqlx::query(
-        "DELETE FROM history AS h
-         WHERE h.revision <= ?1
-           AND (h.deleted != 0 OR EXISTS (
-               SELECT 1 FROM history AS n
-               WHERE n.key = h.key AND n.revision <= ?1
-                 AND (n.revision > h.revision OR (n.revision = h.revision AND n.sub > h.sub))))",
-    )
-    .bind(compact)
-    .execute(&mut *conn)
-    .await?;
-    tracing::info!(
-        compact,
-        removed = removed.rows_affected(),
-        "compacted history"
-    );
+fn compact_history(script: &mut Script<'_>, compact: i64) -> Result<(), DbError> {
+    script
+        .statement(
+            "DELETE FROM history AS h
+             WHERE h.revision <= ?
+               AND (h.deleted != 0 OR EXISTS (
+                   SELECT 1 FROM history AS n
+                   WHERE n.key = h.key AND n.revision <= ?
+                     AND (n.revision > h.revision OR (n.revision = h.revision AND n.sub > h.sub))))",
+        )
+        .bind(compact)?
+        .bind(compact)?;
     Ok(())
 }
 
@@ -232,11 +233,14 @@ const LEASE_COLUMNS: usize = 4;
 // entry: one statement per row would make the lease table the slowest part
 // of applying it, so rows go in multi-row statements. `leases` names each
 // id once (a diff of two states), so upserts and deletes commute.
-async fn write_leases(
-    conn: &mut SqliteConnection,
-    leases: &[(i64, Option<Lease>)],
+fn write_leases<'q>(
+    script: &mut Script<'q>,
+    leases: &'q [(i64, Option<Lease>)],
 ) -> Result<(), DbError> {
-    let (kept, gone): (Vec<_>, Vec<_>) = leases.iter().partition(|(_, lease)| lease.is_some());
+    let kept: Vec<(i64, &Lease)> = leases
+        .iter()
+        .filter_map(|(id, lease)| lease.as_ref().map(|lease| (*id, lease)))
+        .collect();
     for chunk in kept.chunks(MAX_PARAMS / LEASE_COLUMNS) {
         let mut sql = sqlite::multi_insert(
             "leases (id, ttl, expires_at, refreshed)",
@@ -247,28 +251,28 @@ async fn write_leases(
             " ON CONFLICT (id) DO UPDATE SET ttl = excluded.ttl,
                expires_at = excluded.expires_at, refreshed = excluded.refreshed",
         );
-        let mut query = sqlx::query(&sql);
+        script.statement(&sql);
         for (id, lease) in chunk {
-            if let Some(lease) = lease {
-                query = query
-                    .bind(id)
-                    .bind(lease.ttl)
-                    .bind(lease.expires_at)
-                    .bind(lease.refreshed);
-            }
+            script
+                .bind(*id)?
+                .bind(lease.ttl)?
+                .bind(lease.expires_at)?
+                .bind(lease.refreshed)?;
         }
-        query.execute(&mut *conn).await?;
     }
+    let gone: Vec<i64> = leases
+        .iter()
+        .filter(|(_, lease)| lease.is_none())
+        .map(|(id, _)| *id)
+        .collect();
     for chunk in gone.chunks(MAX_PARAMS) {
-        let sql = format!(
+        script.statement(&format!(
             "DELETE FROM leases WHERE id IN ({})",
             vec!["?"; chunk.len()].join(",")
-        );
-        let mut query = sqlx::query(&sql);
-        for (id, _) in chunk {
-            query = query.bind(id);
+        ));
+        for id in chunk {
+            script.bind(*id)?;
         }
-        query.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -292,28 +296,31 @@ async fn load_leases(conn: &mut SqliteConnection) -> Result<Vec<(i64, Lease)>, D
         .collect()
 }
 
-async fn write_meta(conn: &mut SqliteConnection, batch: &AppliedBatch<'_>) -> Result<(), DbError> {
+fn write_meta(script: &mut Script<'_>, batch: &AppliedBatch<'_>) -> Result<(), DbError> {
     match &batch.last_applied {
         Some(id) => {
-            sqlite::put_meta(
-                &mut *conn,
-                META_LAST_APPLIED,
-                log_id_to_pb(id).encode_to_vec(),
-            )
-            .await?
+            script.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
+            script
+                .bind(META_LAST_APPLIED)?
+                .bind(log_id_to_pb(id).encode_to_vec())?;
         }
-        None => sqlite::delete_meta(&mut *conn, META_LAST_APPLIED).await?,
+        None => {
+            script.statement("DELETE FROM meta WHERE name = ?");
+            script.bind(META_LAST_APPLIED)?;
+        }
     }
-    let membership = stored_membership_to_pb(batch.membership).encode_to_vec();
-    sqlite::put_meta(&mut *conn, META_MEMBERSHIP, membership).await?;
-    sqlite::put_meta(&mut *conn, META_REVISION, batch.revisions.revision).await?;
-    sqlite::put_meta(&mut *conn, META_LEASE_CLOCK, batch.lease_clock_ms).await?;
-    sqlite::put_meta(
-        &mut *conn,
-        META_COMPACT_REVISION,
-        batch.revisions.compact_revision,
-    )
-    .await?;
+    script.statement(
+        "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?), (?, ?), (?, ?), (?, ?)",
+    );
+    script
+        .bind(META_MEMBERSHIP)?
+        .bind(stored_membership_to_pb(batch.membership).encode_to_vec())?
+        .bind(META_REVISION)?
+        .bind(batch.revisions.revision)?
+        .bind(META_LEASE_CLOCK)?
+        .bind(batch.lease_clock_ms)?
+        .bind(META_COMPACT_REVISION)?
+        .bind(batch.revisions.compact_revision)?;
     Ok(())
 }
 
