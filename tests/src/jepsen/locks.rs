@@ -37,6 +37,8 @@ pub struct LockRecords {
     pub failed_acquires: usize,
     /// Holds where the client played a paused process.
     pub paused_holds: usize,
+    /// Grants seen only after the lease's deadline (not holds at all).
+    pub void_holds: usize,
 }
 
 /// One lock client.
@@ -156,17 +158,21 @@ impl LockClient {
         }
 
         let release_sent = clock.now();
-        let released = release_sent
-            .min(deadline.deadline())
-            .min(lost.at())
-            .max(acquired);
-        records.holds.push(LockHold {
-            process,
-            lease,
-            token,
-            acquired,
-            released,
-        });
+        let released = release_sent.min(deadline.deadline()).min(lost.at());
+        if released > acquired {
+            records.holds.push(LockHold {
+                process,
+                lease,
+                token,
+                acquired,
+                released,
+            });
+        } else {
+            // The lease's deadline passed before the grant arrived: the
+            // client never believed it held the lock (and a later holder
+            // may have been granted it before this grant was seen).
+            records.void_holds += 1;
+        }
         deadline.stop();
         lost.stop();
         // Whatever the release does, the hold is over for the checks; a

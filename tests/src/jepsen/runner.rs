@@ -226,6 +226,7 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome> {
         recording.fenced_writes.extend(records.writes);
         stats.failed_acquires += records.failed_acquires;
         stats.paused_holds += records.paused_holds;
+        stats.void_holds += records.void_holds;
     }
 
     tracing::info!("healing and reading the history back");

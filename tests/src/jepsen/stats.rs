@@ -73,6 +73,8 @@ pub struct RunStats {
     pub paused_holds: usize,
     /// Sessions or acquisitions that failed.
     pub failed_acquires: usize,
+    /// Grants seen only after the lease's deadline.
+    pub void_holds: usize,
     /// Per watcher: (member, start revision, events seen).
     pub watches: Vec<(usize, i64, usize)>,
     /// The end marker's revision.
@@ -131,8 +133,8 @@ impl fmt::Display for RunStats {
         writeln!(f, "  fenced write   {}", self.fenced)?;
         writeln!(
             f,
-            "  lock holds     {:>7} ({} as paused processes; {} failed acquisitions)",
-            self.holds, self.paused_holds, self.failed_acquires
+            "  lock holds     {:>7} ({} as paused processes; {} failed acquisitions, {} grants seen after the lease's deadline)",
+            self.holds, self.paused_holds, self.failed_acquires, self.void_holds
         )?;
         for (i, (member, start, events)) in self.watches.iter().enumerate() {
             writeln!(
