@@ -119,7 +119,17 @@ async fn soak(args: Args) -> Result<bool> {
         args.faults,
         options.seed
     );
-    let outcome = runner::run(&options).await?;
+    let outcome = match runner::run(&options).await {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            // The report file says so too: a soak left running unattended
+            // is read from there.
+            let text = format!("the run failed (seed {}): {err:#}\n", options.seed);
+            std::fs::write(&args.report, text)
+                .with_context(|| format!("writing {}", args.report.display()))?;
+            return Err(err);
+        }
+    };
     let (report, passed) = runner::report(&outcome);
     std::fs::write(&args.report, &report)
         .with_context(|| format!("writing {}", args.report.display()))?;
