@@ -88,6 +88,10 @@ pub enum DbError {
     /// memory, so every later write is refused.
     #[error("an earlier raft log write failed: {0}")]
     WriterFailed(Arc<DbError>),
+    /// The background `state.db` writer stopped (after a failed write,
+    /// logged when it happened, or at shutdown).
+    #[error("the state database writer has stopped")]
+    StateWriterStopped,
 }
 
 impl DbError {

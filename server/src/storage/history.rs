@@ -10,6 +10,7 @@
 
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, Sqlite};
+use tokio::sync::watch;
 use witan_proto::mvccpb::KeyValue;
 
 use super::error::DbError;
@@ -161,11 +162,24 @@ fn key_value(row: &SqliteRow) -> Result<KeyValue, DbError> {
 #[derive(Debug, Clone)]
 pub struct SqliteHistory {
     pool: SqlitePool,
+    /// The latest revision the file holds: the state writer may be behind
+    /// what apply published, so a read waits until its revision is in.
+    persisted: watch::Receiver<i64>,
 }
 
 impl SqliteHistory {
-    pub(crate) fn new(pool: SqlitePool) -> Self {
-        SqliteHistory { pool }
+    pub(crate) fn new(pool: SqlitePool, persisted: watch::Receiver<i64>) -> Self {
+        SqliteHistory { pool, persisted }
+    }
+
+    /// Waits until the file holds every change up to `revision`.
+    pub(crate) async fn persisted_through(&self, revision: i64) -> Result<(), DbError> {
+        let mut persisted = self.persisted.clone();
+        persisted
+            .wait_for(|p| *p >= revision)
+            .await
+            .map_err(|_| DbError::StateWriterStopped)?;
+        Ok(())
     }
 
     pub(crate) fn pool(&self) -> &SqlitePool {
@@ -182,6 +196,7 @@ impl SqliteHistory {
             0 => None,
             n => Some(i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?),
         };
+        self.persisted_through(revision).await?;
         // One read transaction: the compaction check, the keys and the
         // count all see the same state of the file.
         let mut tx = self.pool.begin().await?;
@@ -223,6 +238,7 @@ impl SqliteHistory {
             0 => -1,
             n => i64::try_from(n).map_err(|_| DbError::out_of_range("limit", n as u64))?,
         };
+        self.persisted_through(to).await?;
         let mut tx = self.pool.begin().await?;
         // Changes above the compaction revision are complete.
         check_not_compacted(&mut tx, from - 1).await?;

@@ -1,9 +1,11 @@
 use std::path::Path;
+use std::sync::Arc;
 
 use sqlx::Row;
 
 use super::*;
 use crate::raft::StoredMembership;
+use crate::storage::reader::AppliedChanges;
 use crate::storage::sqlite;
 use crate::storage::state_db::{AppliedBatch, Revisions, StateDb};
 
@@ -49,10 +51,14 @@ pub(crate) async fn write(
     revision: i64,
     compact: Option<i64>,
 ) {
-    db.write(AppliedBatch {
-        changes,
+    db.write(&[AppliedBatch {
+        changes: Arc::new(AppliedChanges {
+            prev_revision: 0,
+            revision,
+            changes: changes.to_vec(),
+        }),
         last_applied: None,
-        membership: &StoredMembership::default(),
+        membership: StoredMembership::default(),
         revisions: Revisions {
             revision,
             compact_revision: compact.unwrap_or(0),
@@ -60,7 +66,7 @@ pub(crate) async fn write(
         compact_to: compact,
         leases: Vec::new(),
         lease_clock_ms: 0,
-    })
+    }])
     .await
     .unwrap();
 }
@@ -69,7 +75,9 @@ async fn open(dir: &Path) -> (StateDb, SqliteHistory) {
     let path = dir.join("state.db");
     let db = StateDb::open(&path).await.unwrap();
     let pool = sqlite::open_read_pool(&path, 2).await.unwrap();
-    (db, SqliteHistory::new(pool))
+    // Every revision written here is in the file at once.
+    let (_, persisted) = tokio::sync::watch::channel(i64::MAX);
+    (db, SqliteHistory::new(pool, persisted))
 }
 
 /// `a` put at 2 and 4, `b` put at 3 and deleted at 6, `c` put at 5.

@@ -28,6 +28,7 @@ mod snapshot_builder;
 mod sqlite;
 mod state_db;
 mod state_machine;
+mod state_writer;
 
 use std::path::Path;
 

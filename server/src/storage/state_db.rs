@@ -12,6 +12,7 @@
 //! what lets a plain copy of the file (`VACUUM INTO`) be a snapshot.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use prost::Message;
 use sqlx::sqlite::SqliteConnection;
@@ -20,9 +21,10 @@ use witan_proto::raftpb;
 
 use super::error::DbError;
 use super::history;
+use super::reader::AppliedChanges;
 use super::script::Script;
 use super::sqlite::{self, Durability, MAX_PARAMS};
-use crate::mvcc::{Change, KeyRange, KvState, Lease};
+use crate::mvcc::{KeyRange, KvState, Lease};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
@@ -76,12 +78,13 @@ pub(crate) struct Revisions {
     pub compact_revision: i64,
 }
 
-/// Everything one `apply` call changed, written in one transaction.
+/// Everything one `apply` call changed.
 #[derive(Debug)]
-pub(crate) struct AppliedBatch<'a> {
-    pub changes: &'a [Change],
+pub(crate) struct AppliedBatch {
+    /// The key changes (shared with the watch feed).
+    pub changes: Arc<AppliedChanges>,
     pub last_applied: Option<LogId>,
-    pub membership: &'a StoredMembership,
+    pub membership: StoredMembership,
     pub revisions: Revisions,
     /// Set when the compaction revision moved: drop what it compacted.
     pub compact_to: Option<i64>,
@@ -134,35 +137,41 @@ impl StateDb {
         Ok(KvState::restore(keys, revs.revision, revs.compact_revision).with_leases(leases, clock))
     }
 
-    /// Writes the result of one `apply` call atomically, as one script
-    /// (one hand-off to sqlite's thread: this is on every write's path).
-    pub async fn write(&mut self, batch: AppliedBatch<'_>) -> Result<(), DbError> {
+    /// Writes the results of consecutive `apply` calls atomically, in
+    /// order, as one script (one hand-off to sqlite's thread: this is on
+    /// every write's path). `meta` ends as the last batch says.
+    pub async fn write(&mut self, batches: &[AppliedBatch]) -> Result<(), DbError> {
+        let Some(last) = batches.last() else {
+            return Ok(());
+        };
         let mut script = Script::begin();
-        for chunk in batch.changes.chunks(MAX_PARAMS / HISTORY_COLUMNS) {
-            script.statement(&sqlite::multi_insert(
-                INSERT_HISTORY,
-                HISTORY_COLUMNS,
-                chunk.len(),
-            ));
-            for change in chunk {
-                script
-                    .bind(change.kv.mod_revision)?
-                    .bind(change.sub)?
-                    .bind(change.kv.key.as_slice())?
-                    .bind(change.kv.create_revision)?
-                    .bind(change.kv.version)?
-                    .bind(change.kv.lease)?
-                    .bind(change.kv.value.as_slice())?
-                    .bind(change.deleted)?;
+        for batch in batches {
+            for chunk in batch.changes.changes.chunks(MAX_PARAMS / HISTORY_COLUMNS) {
+                script.statement(&sqlite::multi_insert(
+                    INSERT_HISTORY,
+                    HISTORY_COLUMNS,
+                    chunk.len(),
+                ));
+                for change in chunk {
+                    script
+                        .bind(change.kv.mod_revision)?
+                        .bind(change.sub)?
+                        .bind(change.kv.key.as_slice())?
+                        .bind(change.kv.create_revision)?
+                        .bind(change.kv.version)?
+                        .bind(change.kv.lease)?
+                        .bind(change.kv.value.as_slice())?
+                        .bind(change.deleted)?;
+                }
             }
+            if let Some(compact) = batch.compact_to {
+                compact_history(&mut script, compact)?;
+            }
+            write_leases(&mut script, &batch.leases)?;
         }
-        if let Some(compact) = batch.compact_to {
-            compact_history(&mut script, compact)?;
-        }
-        write_leases(&mut script, &batch.leases)?;
-        write_meta(&mut script, &batch)?;
+        write_meta(&mut script, last)?;
         script.commit(&mut self.conn).await?;
-        if let Some(compact) = batch.compact_to {
+        for compact in batches.iter().filter_map(|b| b.compact_to) {
             tracing::info!(compact, "compacted history");
         }
         Ok(())
@@ -296,7 +305,7 @@ async fn load_leases(conn: &mut SqliteConnection) -> Result<Vec<(i64, Lease)>, D
         .collect()
 }
 
-fn write_meta(script: &mut Script<'_>, batch: &AppliedBatch<'_>) -> Result<(), DbError> {
+fn write_meta(script: &mut Script<'_>, batch: &AppliedBatch) -> Result<(), DbError> {
     match &batch.last_applied {
         Some(id) => {
             script.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
@@ -314,7 +323,7 @@ fn write_meta(script: &mut Script<'_>, batch: &AppliedBatch<'_>) -> Result<(), D
     );
     script
         .bind(META_MEMBERSHIP)?
-        .bind(stored_membership_to_pb(batch.membership).encode_to_vec())?
+        .bind(stored_membership_to_pb(&batch.membership).encode_to_vec())?
         .bind(META_REVISION)?
         .bind(batch.revisions.revision)?
         .bind(META_LEASE_CLOCK)?

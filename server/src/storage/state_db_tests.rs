@@ -35,10 +35,14 @@ async fn populated(dir: &Path) -> StateDb {
         put("b", 3, 0, 3, 1, "y"),
         del("a", 4, 0),
     ];
-    db.write(AppliedBatch {
-        changes: &changes,
+    db.write(&[AppliedBatch {
+        changes: Arc::new(AppliedChanges {
+            prev_revision: 0,
+            revision: 4,
+            changes: changes.to_vec(),
+        }),
         last_applied: Some(log_id(2, 1, 7)),
-        membership: &membership(),
+        membership: membership(),
         revisions: Revisions {
             revision: 4,
             compact_revision: 0,
@@ -46,7 +50,7 @@ async fn populated(dir: &Path) -> StateDb {
         compact_to: None,
         leases: Vec::new(),
         lease_clock_ms: 0,
-    })
+    }])
     .await
     .unwrap();
     db

@@ -1,13 +1,14 @@
 //! `StateMachineStore`: openraft's state machine over `state.db` and the
 //! MVCC key-value state.
 //!
-//! Apply runs each command through `mvcc::KvState`, then writes all changes
-//! of the call, the last applied log id, the membership and the revisions
-//! in one transaction (`state_db`), and only after it committed publishes
-//! the new state to readers. `state.db` is not fsynced per commit: after a
-//! power loss it may be behind, and openraft re-applies the missing entries
-//! from the raft log (or, when they were purged, `open` first installs the
-//! snapshot that covers them).
+//! Apply runs each command through `mvcc::KvState`, publishes the new state
+//! to readers, and queues all changes of the call, the last applied log id,
+//! the membership and the revisions for the background writer
+//! (`state_writer`), which writes them in one transaction (`state_db`).
+//! `state.db` may be behind what was applied (and is not fsynced per
+//! commit): after a crash or power loss openraft re-applies the missing
+//! entries from the raft log (or, when they were purged, `open` first
+//! installs the snapshot that covers them).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use super::snapshot::SnapshotStore;
 use super::snapshot_builder::SnapshotBuilder;
 use super::sqlite;
 use super::state_db::{self, AppliedBatch, Revisions, StateDb};
-use crate::mvcc::{Change, KvState, Lease};
+use super::state_writer::StateWriter;
+use crate::mvcc::{KvState, Lease};
 use crate::raft::{
     Entry, EntryResponse, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -41,7 +43,7 @@ const READ_CONNECTIONS: u32 = 4;
 /// `RaftStateMachine`).
 #[derive(Debug)]
 pub struct StateMachineStore {
-    db: StateDb,
+    writer: StateWriter,
     history: SqliteHistory,
     kv: KvState,
     last_applied: Option<LogId>,
@@ -104,9 +106,10 @@ impl StateMachineStore {
             last_applied: meta.last_applied,
             kv: kv.clone(),
         }));
+        let (writer, persisted) = StateWriter::spawn(db, kv.revision());
         Ok(StateMachineStore {
-            db,
-            history: SqliteHistory::new(pool),
+            writer,
+            history: SqliteHistory::new(pool, persisted),
             kv,
             last_applied: meta.last_applied,
             membership: meta.membership,
@@ -130,7 +133,7 @@ impl StateMachineStore {
     /// also closes the files, in the background.)
     pub async fn close(self) -> Result<(), DbError> {
         self.history.pool().close().await;
-        self.db.close().await
+        self.writer.close().await
     }
 
     fn publish(&self) {
@@ -142,14 +145,9 @@ impl StateMachineStore {
 
     /// Sends the changes of one apply (or a jump) to the feed, after the
     /// state including them is published. No receiver is not an error.
-    fn announce(&self, prev_revision: i64, changes: Vec<Change>) {
-        let revision = self.kv.revision();
-        if revision != prev_revision {
-            let _ = self.feed.send(Arc::new(AppliedChanges {
-                prev_revision,
-                revision,
-                changes,
-            }));
+    fn announce(&self, changes: Arc<AppliedChanges>) {
+        if changes.revision != changes.prev_revision {
+            let _ = self.feed.send(changes);
         }
     }
 
@@ -168,17 +166,20 @@ impl StateMachineStore {
             .publish(received, meta.clone(), true)
             .await?
             .ok_or(DbError::Missing("the installed snapshot"))?;
-        self.db.replace_with(&path).await?;
+        let (loaded, kv) = self.writer.replace(path).await?;
         drop(snapshots);
 
-        let loaded = self.db.load_meta().await?;
         let prev_revision = self.kv.revision();
-        self.kv = self.db.load_kv(&loaded).await?;
+        self.kv = kv;
         self.last_applied = loaded.last_applied;
         self.membership = loaded.membership;
         self.publish();
         // A jump: feed receivers catch up on what it skipped from the history.
-        self.announce(prev_revision, Vec::new());
+        self.announce(Arc::new(AppliedChanges {
+            prev_revision,
+            revision: self.kv.revision(),
+            changes: Vec::new(),
+        }));
         Ok(())
     }
 }
@@ -229,10 +230,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let compact_to =
             (kv.compact_revision() > self.kv.compact_revision()).then(|| kv.compact_revision());
+        let prev_revision = self.kv.revision();
+        let changes = Arc::new(AppliedChanges {
+            prev_revision,
+            revision: kv.revision(),
+            changes,
+        });
         let batch = AppliedBatch {
-            changes: &changes,
+            changes: Arc::clone(&changes),
             last_applied,
-            membership: membership.as_ref().unwrap_or(&self.membership),
+            membership: membership
+                .clone()
+                .unwrap_or_else(|| self.membership.clone()),
             revisions: Revisions {
                 revision: kv.revision(),
                 compact_revision: kv.compact_revision(),
@@ -241,22 +250,27 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             leases: lease_changes(&self.kv, &kv),
             lease_clock_ms: kv.leases().clock_ms(),
         };
-        self.db
+        self.writer
             .write(batch)
             .await
             .map_err(|e| StorageError::from(StorageIOError::write_state_machine(&e)))?;
-        let prev_revision = self.kv.revision();
         self.kv = kv;
         self.last_applied = last_applied;
         if let Some(m) = membership {
             self.membership = m;
         }
         self.publish();
-        self.announce(prev_revision, changes);
+        self.announce(changes);
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // The snapshot is a copy of the file: let it hold everything
+        // applied so far. (If the writer failed, the copy is older, which
+        // is still a consistent snapshot; the next apply stops the member.)
+        if let Err(e) = self.writer.flush().await {
+            tracing::warn!(error = %e, "snapshot taken without the latest applied changes");
+        }
         SnapshotBuilder::new(self.history.pool().clone(), Arc::clone(&self.snapshots))
     }
 

@@ -67,6 +67,12 @@ async fn range(
     reader.current().kv.range(&req, reader.history()).await
 }
 
+/// Waits until `state.db` holds everything the reader's state includes.
+async fn persisted(reader: &StateReader) {
+    let revision = reader.current().kv.revision();
+    reader.history().persisted_through(revision).await.unwrap();
+}
+
 fn values(resp: &RangeResponse) -> Vec<String> {
     resp.kvs
         .iter()
@@ -81,6 +87,7 @@ fn values(resp: &RangeResponse) -> Vec<String> {
 }
 
 async fn history_rows(reader: &StateReader) -> Vec<(i64, i64, Vec<u8>, Vec<u8>)> {
+    persisted(reader).await;
     sqlx::query("SELECT revision, sub, key, value FROM history ORDER BY revision, sub")
         .fetch_all(reader.history().pool())
         .await
@@ -317,6 +324,7 @@ async fn recovers_from_a_snapshot_ahead_of_the_state() {
     let old_copy = dir.path().join("old-state.db");
     let mut sm = open(dir.path()).await;
     sm.apply([normal(1, vec![put("a", "1")])]).await.unwrap();
+    persisted(&sm.reader()).await;
     sqlx::query("VACUUM INTO ?")
         .bind(old_copy.to_str().unwrap())
         .execute(sm.reader().history().pool())
