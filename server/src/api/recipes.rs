@@ -45,11 +45,6 @@ impl RecipesService {
     }
 }
 
-/// A recipe's outcome as a status.
-fn done<T>(result: Result<T, RecipeError>) -> Result<T, Status> {
-    result.map_err(|e| ApiError::from(e).into())
-}
-
 #[tonic::async_trait]
 impl Barrier for RecipesService {
     async fn hold(
@@ -57,7 +52,9 @@ impl Barrier for RecipesService {
         request: Request<BarrierHoldRequest>,
     ) -> Result<Response<BarrierHoldResponse>, Status> {
         let request = request.into_inner();
-        let held = done(barrier::hold(&self.core, &request.name, request.lease).await)?;
+        let held = barrier::hold(&self.core, &request.name, request.lease)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(BarrierHoldResponse {
             header: self.header.at(held.revision),
             key: held.key,
@@ -68,7 +65,9 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierReleaseRequest>,
     ) -> Result<Response<BarrierReleaseResponse>, Status> {
-        let revision = done(barrier::release(&self.core, &request.into_inner().name).await)?;
+        let revision = barrier::release(&self.core, &request.into_inner().name)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(BarrierReleaseResponse {
             header: self.header.at(revision),
         }))
@@ -78,7 +77,9 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierWaitRequest>,
     ) -> Result<Response<BarrierWaitResponse>, Status> {
-        let revision = done(barrier::wait(&self.core, &request.into_inner().name).await)?;
+        let revision = barrier::wait(&self.core, &request.into_inner().name)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(BarrierWaitResponse {
             header: self.header.at(revision),
         }))
@@ -92,9 +93,9 @@ impl DoubleBarrier for RecipesService {
         request: Request<DoubleBarrierEnterRequest>,
     ) -> Result<Response<DoubleBarrierEnterResponse>, Status> {
         let request = request.into_inner();
-        let held = done(
-            double_barrier::enter(&self.core, &request.name, request.count, request.lease).await,
-        )?;
+        let held = double_barrier::enter(&self.core, &request.name, request.count, request.lease)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(DoubleBarrierEnterResponse {
             header: self.header.at(held.revision),
             key: held.key,
@@ -106,7 +107,9 @@ impl DoubleBarrier for RecipesService {
         request: Request<DoubleBarrierLeaveRequest>,
     ) -> Result<Response<DoubleBarrierLeaveResponse>, Status> {
         let request = request.into_inner();
-        let revision = done(double_barrier::leave(&self.core, &request.name, request.lease).await)?;
+        let revision = double_barrier::leave(&self.core, &request.name, request.lease)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(DoubleBarrierLeaveResponse {
             header: self.header.at(revision),
         }))
@@ -120,9 +123,9 @@ impl Semaphore for RecipesService {
         request: Request<SemaphoreAcquireRequest>,
     ) -> Result<Response<SemaphoreAcquireResponse>, Status> {
         let request = request.into_inner();
-        let held = done(
-            semaphore::acquire(&self.core, &request.name, request.permits, request.lease).await,
-        )?;
+        let held = semaphore::acquire(&self.core, &request.name, request.permits, request.lease)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(SemaphoreAcquireResponse {
             header: self.header.at(held.revision),
             key: held.key,
@@ -134,7 +137,9 @@ impl Semaphore for RecipesService {
         &self,
         request: Request<SemaphoreReleaseRequest>,
     ) -> Result<Response<SemaphoreReleaseResponse>, Status> {
-        let revision = done(semaphore::release(&self.core, &request.into_inner().key).await)?;
+        let revision = semaphore::release(&self.core, &request.into_inner().key)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(SemaphoreReleaseResponse {
             header: self.header.at(revision),
         }))
@@ -163,7 +168,9 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwUnlockRequest>,
     ) -> Result<Response<RwUnlockResponse>, Status> {
-        let revision = done(rwlock::unlock(&self.core, &request.into_inner().key).await)?;
+        let revision = rwlock::unlock(&self.core, &request.into_inner().key)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(RwUnlockResponse {
             header: self.header.at(revision),
         }))

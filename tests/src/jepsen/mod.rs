@@ -2,6 +2,7 @@
 //! real cluster while a nemesis injects faults; checks then decide whether
 //! the cluster ever lied.
 
+pub mod check;
 pub mod clock;
 pub mod faults;
 pub mod final_reads;
