@@ -2,7 +2,7 @@
 //! watch clients against every member while the nemesis injects faults,
 //! stop, heal everything, read the history back, and hand over the
 //! [`Recording`] with the run's numbers. [`report`] is the one place the
-//! recording meets the checks.
+//! recording meets the checks (`check::check_all`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use witan_client::Mode;
 
+use super::check;
 use super::clock::RunClock;
 use super::faults::{FaultKind, FaultTuning};
 use super::final_reads;
@@ -266,16 +267,15 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome> {
     Ok(RunOutcome { recording, stats })
 }
 
-/// The run's report and whether it passed.
-///
-/// THE ONE PLACE the recording meets the checks: the checker
-/// (`check::check_all`) is not on this branch yet, so the report is the
-/// run's numbers and the problems the run noticed itself; once it is, its
-/// report goes here and `passed` includes its verdict.
+/// The run's report and whether it passed: the run's numbers, the problems
+/// the run noticed itself (stalled watches, members that disagree), and
+/// the checks' report. The one place the recording meets the checks.
 pub fn report(outcome: &RunOutcome) -> (String, bool) {
-    let mut text = outcome.stats.to_string();
-    text.push_str("checks: not run (the checker is not on this branch yet)\n");
-    let passed = outcome.stats.problems.is_empty();
+    let started = std::time::Instant::now();
+    let checks = check::check_all(&outcome.recording);
+    tracing::info!(took = ?started.elapsed(), "checks done");
+    let text = format!("{}{checks}", outcome.stats);
+    let passed = outcome.stats.problems.is_empty() && checks.passed();
     (text, passed)
 }
 
