@@ -26,6 +26,8 @@ pub struct RegisterClient {
     rng: StdRng,
     /// The value this client last saw on each key (what its CAS expects).
     seen: HashMap<String, Option<u64>>,
+    /// Reads served locally by the member (may be stale).
+    serializable: bool,
 }
 
 impl RegisterClient {
@@ -44,7 +46,16 @@ impl RegisterClient {
             think,
             rng,
             seen: HashMap::new(),
+            serializable: false,
         }
+    }
+
+    /// Reads served by the member locally (serializable), which may be
+    /// stale: the linearizability check must then catch them. Only for
+    /// showing that the suite does.
+    pub fn serializable_reads(mut self, serializable: bool) -> Self {
+        self.serializable = serializable;
+        self
     }
 
     /// Runs operations until the workload stops; returns them all.
@@ -106,7 +117,11 @@ impl RegisterClient {
         let deadline = self.shared.op_timeout + Duration::from_secs(1);
         match op {
             RegisterOp::Read { .. } => {
-                match tokio::time::timeout(deadline, client.get(key.to_string())).await {
+                let mut get = client.get(key.to_string());
+                if self.serializable {
+                    get = get.serializable();
+                }
+                match tokio::time::timeout(deadline, get).await {
                     Ok(Ok(found)) => {
                         let observed = found.kvs.first().map(|kv| parse_value(key, &kv.value));
                         self.seen.insert(key.to_string(), observed);

@@ -46,6 +46,9 @@ pub struct RunOptions {
     pub register_keys: usize,
     /// Longest pause between two register operations of a client.
     pub think: Duration,
+    /// Register reads served locally (serializable), which may be stale:
+    /// only for showing that the checks catch stale reads.
+    pub serializable_reads: bool,
     /// Lock clients.
     pub lock_clients: usize,
     /// Session TTL of the lock clients, in seconds.
@@ -84,6 +87,7 @@ impl RunOptions {
             register_clients: 6,
             register_keys: 4,
             think: Duration::from_millis(20),
+            serializable_reads: false,
             lock_clients: 3,
             lock_ttl: 2,
             lock_pause_chance: 0.1,
@@ -146,7 +150,8 @@ pub async fn run(options: &RunOptions) -> Result<RunOutcome> {
             keys.clone(),
             options.think,
             StdRng::seed_from_u64(rng.gen()),
-        );
+        )
+        .serializable_reads(options.serializable_reads);
         registers.spawn(client.run());
     }
     let mut locks = JoinSet::new();
