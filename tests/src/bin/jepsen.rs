@@ -26,8 +26,8 @@ struct Args {
     /// once, which may take longer).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     duration: Duration,
-    /// Fault kinds, comma-separated (kill, pause, partition, isolate,
-    /// bridge, delay, fsync), or `all`, or `none`.
+    /// Fault kinds, comma-separated (kill, crash, pause, partition,
+    /// isolate, bridge, delay, fsync), or `all`, or `none`.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Cluster size.

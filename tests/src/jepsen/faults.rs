@@ -17,6 +17,9 @@ pub enum FaultKind {
     /// SIGKILL a member (the leader more often than not), restart it from
     /// its data dir when healing.
     Kill,
+    /// SIGKILL every member at once, restart them all when healing (a
+    /// power cut: only what was fsynced survives).
+    Crash,
     /// SIGSTOP the leader for longer than an election timeout, then
     /// SIGCONT.
     Pause,
@@ -37,8 +40,9 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in the order a report lists them.
-    pub const ALL: [FaultKind; 7] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Kill,
+        FaultKind::Crash,
         FaultKind::Pause,
         FaultKind::Partition,
         FaultKind::Isolate,
@@ -51,6 +55,7 @@ impl FaultKind {
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Kill => "kill",
+            FaultKind::Crash => "crash",
             FaultKind::Pause => "pause",
             FaultKind::Partition => "partition",
             FaultKind::Isolate => "isolate",
@@ -81,7 +86,9 @@ impl fmt::Display for FaultKind {
 
 /// A fault name that is not one of [`FaultKind::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown fault {0:?} (known: kill, pause, partition, isolate, bridge, delay, fsync, all)")]
+#[error(
+    "unknown fault {0:?} (known: kill, crash, pause, partition, isolate, bridge, delay, fsync, all)"
+)]
 pub struct UnknownFault(pub String);
 
 impl FromStr for FaultKind {
@@ -136,6 +143,11 @@ pub enum Fault {
         member: usize,
         /// Whether it was the leader.
         leader: bool,
+    },
+    /// SIGKILL every member.
+    Crash {
+        /// The leader when the fault was chosen.
+        leader: usize,
     },
     /// SIGSTOP `member` (the leader).
     Pause {
@@ -193,6 +205,7 @@ impl Fault {
                     leader: member == leader,
                 }
             }
+            FaultKind::Crash => Fault::Crash { leader },
             FaultKind::Pause => Fault::Pause { member: leader },
             FaultKind::Partition => {
                 let mut order = others.clone();
@@ -289,6 +302,7 @@ impl Fault {
     pub fn kind(&self) -> FaultKind {
         match self {
             Fault::Kill { .. } => FaultKind::Kill,
+            Fault::Crash { .. } => FaultKind::Crash,
             Fault::Pause { .. } => FaultKind::Pause,
             Fault::Cut { kind, .. } => *kind,
             Fault::Delay { .. } => FaultKind::Delay,
@@ -313,6 +327,9 @@ impl fmt::Display for Fault {
             Fault::Kill { member, leader } => {
                 let role = if *leader { " (leader)" } else { "" };
                 write!(f, "kill -9 {}{role}", member_name(*member))
+            }
+            Fault::Crash { leader } => {
+                write!(f, "kill -9 every member (leader {})", member_name(*leader))
             }
             Fault::Pause { member } => write!(f, "SIGSTOP {} (leader)", member_name(*member)),
             Fault::Cut {

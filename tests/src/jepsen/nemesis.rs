@@ -167,6 +167,12 @@ impl Nemesis {
 async fn inject(cluster: &mut Cluster, fault: &Fault) -> Result<()> {
     match fault {
         Fault::Kill { member, .. } => cluster.kill(*member),
+        Fault::Crash { .. } => {
+            for member in 0..cluster.size() {
+                cluster.kill(member)?;
+            }
+            Ok(())
+        }
         Fault::Pause { member } => cluster.pause(*member),
         Fault::Cut { links, .. } => cluster.cut_links(links).await,
         Fault::Delay { delays } => cluster.set_link_delays(delays).await,
@@ -182,6 +188,12 @@ async fn inject(cluster: &mut Cluster, fault: &Fault) -> Result<()> {
 async fn heal(cluster: &mut Cluster, fault: &Fault) -> Result<()> {
     match fault {
         Fault::Kill { member, .. } => cluster.start_member(*member),
+        Fault::Crash { .. } => {
+            for member in 0..cluster.size() {
+                cluster.start_member(member)?;
+            }
+            Ok(())
+        }
         Fault::Pause { member } => cluster.resume(*member),
         Fault::Cut { .. } => cluster.cut_links(&Default::default()).await,
         Fault::Delay { .. } => cluster.set_link_delays(&Default::default()).await,
