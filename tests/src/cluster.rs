@@ -4,6 +4,7 @@
 //! killed when it is dropped, even when the test fails; a failing test also
 //! prints the tail of each member's log.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -14,6 +15,11 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use etcd_client::{Client, ConnectOptions, GetOptions};
 use tokio::time::Instant;
+use tonic::transport::Endpoint;
+use witan_proto::raftpb::fault_injection_client::FaultInjectionClient;
+use witan_proto::raftpb::{
+    LinkDelay, SetFsyncDelayRequest, SetLinkDelaysRequest, SetPartitionRequest,
+};
 
 /// Settings for a test cluster.
 #[derive(Debug, Clone)]
@@ -47,6 +53,8 @@ struct Member {
     data_dir: PathBuf,
     log_path: PathBuf,
     child: Option<Child>,
+    /// Stopped with SIGSTOP and not continued yet.
+    paused: bool,
 }
 
 /// A running cluster of member processes.
@@ -55,6 +63,9 @@ pub struct Cluster {
     options: ClusterOptions,
     initial_cluster: String,
     members: Vec<Member>,
+    /// Each member's raft id, learned once every member is up (ids do not
+    /// change across restarts), so faults can be set while some are down.
+    ids: Vec<u64>,
     // Kept last so the directories outlive the processes using them.
     _dir: tempfile::TempDir,
 }
@@ -86,6 +97,7 @@ impl Cluster {
                     client_port: ports[2 * i],
                     peer_port: ports[2 * i + 1],
                     child: None,
+                    paused: false,
                 }
             })
             .collect();
@@ -99,12 +111,17 @@ impl Cluster {
             options,
             initial_cluster,
             members,
+            ids: Vec::new(),
             _dir: dir,
         };
         for i in 0..cluster.members.len() {
             cluster.start_member(i)?;
         }
         cluster.wait_all_ready(Duration::from_secs(30)).await?;
+        for i in 0..cluster.size() {
+            let id = cluster.member_id(i).await?;
+            cluster.ids.push(id);
+        }
         Ok(cluster)
     }
 
@@ -169,8 +186,43 @@ impl Cluster {
     /// Kills member `i` with SIGKILL (no clean shutdown) and reaps it.
     pub fn kill(&mut self, i: usize) -> Result<()> {
         if let Some(mut child) = self.members[i].child.take() {
+            // SIGKILL ends a stopped process too.
+            self.members[i].paused = false;
             child.kill()?;
             child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Stops member `i` with SIGSTOP: it keeps its connections but runs no
+    /// code (a long GC pause, a frozen VM) until [`Cluster::resume`].
+    pub fn pause(&mut self, i: usize) -> Result<()> {
+        self.signal(i, "-STOP")?;
+        self.members[i].paused = true;
+        Ok(())
+    }
+
+    /// Continues member `i` after [`Cluster::pause`] (SIGCONT).
+    pub fn resume(&mut self, i: usize) -> Result<()> {
+        self.signal(i, "-CONT")?;
+        self.members[i].paused = false;
+        Ok(())
+    }
+
+    /// Whether member `i` is stopped by [`Cluster::pause`].
+    pub fn is_paused(&self, i: usize) -> bool {
+        self.members[i].paused
+    }
+
+    fn signal(&self, i: usize, signal: &str) -> Result<()> {
+        let Some(child) = &self.members[i].child else {
+            bail!("member {} is not running", self.members[i].name);
+        };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill {signal} {} failed: {status}", self.members[i].name);
         }
         Ok(())
     }
@@ -289,46 +341,112 @@ impl Cluster {
             .context("status without header")
     }
 
+    /// Member `i`'s raft id, as learned when the cluster started.
+    pub fn id(&self, i: usize) -> u64 {
+        self.ids[i]
+    }
+
     /// Cuts member `i` off from every other member, both ways, through the
     /// members' fault-injecting transport.
     pub async fn isolate(&self, i: usize) -> Result<()> {
-        let mut ids = Vec::new();
+        let links = (0..self.size()).filter(|j| *j != i).map(|j| (i, j));
+        self.cut_links(&links.collect()).await
+    }
+
+    /// Cuts exactly the links given (pairs of member indexes, both ways)
+    /// and restores every other link, on every running member. A partition
+    /// into sides cuts every link between sides; a bridge leaves one member
+    /// linked to both.
+    pub async fn cut_links(&self, links: &BTreeSet<(usize, usize)>) -> Result<()> {
         for j in 0..self.size() {
-            ids.push(self.member_id(j).await?);
-        }
-        for j in 0..self.size() {
-            let blocked = if j == i {
-                ids.iter()
-                    .enumerate()
-                    .filter(|(k, _)| *k != i)
-                    .map(|(_, id)| *id)
-                    .collect()
-            } else {
-                vec![ids[i]]
-            };
-            self.set_partition(j, blocked).await?;
+            if !self.is_running(j) {
+                continue;
+            }
+            let blocked = links
+                .iter()
+                .filter_map(|&(a, b)| match (a == j, b == j) {
+                    (true, false) => Some(self.ids[b]),
+                    (false, true) => Some(self.ids[a]),
+                    _ => None,
+                })
+                .collect();
+            self.fault_client(j)
+                .await?
+                .set_partition(SetPartitionRequest { blocked })
+                .await
+                .with_context(|| format!("cutting links of {}", self.members[j].name))?;
         }
         Ok(())
     }
 
-    /// Restores every link cut by [`Cluster::isolate`].
+    /// Slows links: `delays[(from, to)]` is how long member `to` holds every
+    /// request from member `from` before serving it (one direction; give
+    /// both for a slow link). Links not given are not delayed.
+    pub async fn set_link_delays(&self, delays: &BTreeMap<(usize, usize), Duration>) -> Result<()> {
+        for j in 0..self.size() {
+            if !self.is_running(j) {
+                continue;
+            }
+            let delays = delays
+                .iter()
+                .filter(|((_, to), _)| *to == j)
+                .map(|(&(from, _), delay)| LinkDelay {
+                    member: self.ids[from],
+                    delay_ms: u32::try_from(delay.as_millis()).unwrap_or(u32::MAX),
+                })
+                .collect();
+            self.fault_client(j)
+                .await?
+                .set_link_delays(SetLinkDelaysRequest { delays })
+                .await
+                .with_context(|| format!("delaying links of {}", self.members[j].name))?;
+        }
+        Ok(())
+    }
+
+    /// Stalls member `i`'s disk: every raft log commit waits `delay` first
+    /// (zero heals).
+    pub async fn set_fsync_delay(&self, i: usize, delay: Duration) -> Result<()> {
+        let delay_ms = u32::try_from(delay.as_millis()).unwrap_or(u32::MAX);
+        self.fault_client(i)
+            .await?
+            .set_fsync_delay(SetFsyncDelayRequest { delay_ms })
+            .await
+            .with_context(|| format!("stalling the disk of {}", self.members[i].name))?;
+        Ok(())
+    }
+
+    /// Restores every link and disk on every running member: undoes
+    /// [`Cluster::isolate`], [`Cluster::cut_links`],
+    /// [`Cluster::set_link_delays`] and [`Cluster::set_fsync_delay`].
     pub async fn heal(&self) -> Result<()> {
+        self.cut_links(&BTreeSet::new()).await?;
+        self.set_link_delays(&BTreeMap::new()).await?;
         for j in 0..self.size() {
             if self.is_running(j) {
-                self.set_partition(j, Vec::new()).await?;
+                self.set_fsync_delay(j, Duration::ZERO).await?;
             }
         }
         Ok(())
     }
 
-    async fn set_partition(&self, i: usize, blocked: Vec<u64>) -> Result<()> {
-        use witan_proto::raftpb::fault_injection_client::FaultInjectionClient;
+    /// A fault-injection client for member `i`, with short deadlines: a
+    /// member that does not answer is an error, not a hang.
+    async fn fault_client(
+        &self,
+        i: usize,
+    ) -> Result<FaultInjectionClient<tonic::transport::Channel>> {
+        if self.is_paused(i) {
+            bail!("member {} is paused", self.members[i].name);
+        }
         let url = format!("http://127.0.0.1:{}", self.members[i].peer_port);
-        let mut client = FaultInjectionClient::connect(url).await?;
-        client
-            .set_partition(witan_proto::raftpb::SetPartitionRequest { blocked })
-            .await?;
-        Ok(())
+        let channel = Endpoint::from_shared(url)?
+            .connect_timeout(Duration::from_secs(2))
+            .timeout(Duration::from_secs(5))
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {}'s peer port", self.members[i].name))?;
+        Ok(FaultInjectionClient::new(channel))
     }
 
     /// Reads `key`'s value from member `i` with a serializable (local) read.

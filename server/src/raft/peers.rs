@@ -1,7 +1,8 @@
 //! Connections to other members: one lazily connected gRPC channel per peer
 //! URL, reused by raft replication, write forwarding and read-index calls.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -57,10 +58,14 @@ impl Interceptor for SenderId {
     }
 }
 
-/// Links cut by test-only fault injection (empty in production).
+/// Links cut or slowed by test-only fault injection (empty in production:
+/// only `FaultInjectionService`, served with `--unsafe-fault-injection`,
+/// changes them).
 #[derive(Clone, Default)]
 pub struct Faults {
     blocked: Arc<RwLock<BTreeSet<NodeId>>>,
+    /// How long requests from each member are held before they are served.
+    delays: Arc<RwLock<BTreeMap<NodeId, Duration>>>,
 }
 
 impl Faults {
@@ -79,13 +84,59 @@ impl Faults {
 
     /// Whether a request arrived over a cut link, judged by its sender header.
     pub fn blocks_request<T>(&self, request: &tonic::Request<T>) -> bool {
-        request
-            .metadata()
-            .get(FROM_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<NodeId>().ok())
-            .is_some_and(|from| self.is_blocked(from))
+        sender(request).is_some_and(|from| self.is_blocked(from))
     }
+
+    /// Slows exactly the links from the members in `delays` (an empty map
+    /// heals all).
+    pub fn set_delays(&self, delays: BTreeMap<NodeId, Duration>) {
+        *self.delays.write().unwrap_or_else(PoisonError::into_inner) = delays;
+    }
+
+    /// How long a request is held before it is served, judged by its
+    /// sender header.
+    pub fn request_delay<T>(&self, request: &tonic::Request<T>) -> Option<Duration> {
+        let from = sender(request)?;
+        self.delays
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&from)
+            .copied()
+    }
+}
+
+/// The member that sent a peer request, from its header.
+fn sender<T>(request: &tonic::Request<T>) -> Option<NodeId> {
+    request
+        .metadata()
+        .get(FROM_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<NodeId>().ok())
+}
+
+/// The disk stall injected before every raft log commit, in milliseconds
+/// (test-only fault injection; 0 in production). Process-wide rather than
+/// in [`Faults`] because the raft log writer has no handle on the member's
+/// faults, and a member is one process: only `FaultInjectionService` sets
+/// it.
+static FSYNC_DELAY_MS: AtomicU64 = AtomicU64::new(0);
+
+/// Stalls every later raft log commit by `delay` (zero heals).
+pub fn set_fsync_delay(delay: Duration) {
+    FSYNC_DELAY_MS.store(millis(delay), Ordering::Relaxed);
+}
+
+/// The stall to add before the next raft log commit, if one is injected.
+pub fn fsync_delay() -> Option<Duration> {
+    stall(FSYNC_DELAY_MS.load(Ordering::Relaxed))
+}
+
+fn millis(delay: Duration) -> u64 {
+    u64::try_from(delay.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn stall(ms: u64) -> Option<Duration> {
+    (ms > 0).then(|| Duration::from_millis(ms))
 }
 
 /// Cached client channels to peers, keyed by URL.
@@ -161,4 +212,54 @@ pub fn never_sent(status: &tonic::Status) -> bool {
         source = err.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from(member: NodeId) -> tonic::Request<()> {
+        let mut request = tonic::Request::new(());
+        request
+            .metadata_mut()
+            .insert(FROM_HEADER, MetadataValue::from(member));
+        request
+    }
+
+    #[test]
+    fn cut_links_block_requests_by_their_sender() {
+        let faults = Faults::default();
+        faults.set_blocked(BTreeSet::from([7]));
+        assert!(faults.blocks_request(&from(7)));
+        assert!(!faults.blocks_request(&from(8)));
+        assert!(!faults.blocks_request(&tonic::Request::new(())));
+        faults.set_blocked(BTreeSet::new());
+        assert!(!faults.blocks_request(&from(7)));
+    }
+
+    #[test]
+    fn delays_apply_to_the_slowed_links_only_until_healed() {
+        let faults = Faults::default();
+        faults.set_delays(BTreeMap::from([(7, Duration::from_millis(30))]));
+        assert_eq!(
+            faults.request_delay(&from(7)),
+            Some(Duration::from_millis(30))
+        );
+        assert_eq!(faults.request_delay(&from(8)), None);
+        assert_eq!(faults.request_delay(&tonic::Request::new(())), None);
+        faults.set_delays(BTreeMap::new());
+        assert_eq!(faults.request_delay(&from(7)), None);
+    }
+
+    // The process-wide fsync stall itself is not set here: other tests of
+    // this binary commit raft logs concurrently.
+    #[test]
+    fn a_zero_fsync_stall_is_none() {
+        assert_eq!(stall(millis(Duration::ZERO)), None);
+        assert_eq!(
+            stall(millis(Duration::from_millis(250))),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(millis(Duration::MAX), u64::MAX);
+    }
 }

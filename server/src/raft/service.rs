@@ -2,7 +2,9 @@
 //! openraft's RPCs to the local raft, and serves writes forwarded by
 //! followers and read-index requests.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::error::{InstallSnapshotError, RaftError};
 use tokio::time::Instant;
@@ -12,7 +14,7 @@ use witan_proto::raftpb::{self, raft_transport_server::RaftTransport};
 
 use super::convert;
 use super::leader::LeaderView;
-use super::peers::Faults;
+use super::peers::{self, Faults};
 use super::proposer::{Attempt, Writer};
 use super::read_index::ReadIndex;
 use super::{NodeId, Raft};
@@ -45,10 +47,18 @@ impl TransportService {
     }
 
     /// Refuses requests from members whose link is cut by fault injection,
-    /// as if the network had dropped them.
-    fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// as if the network had dropped them, and holds those from members
+    /// whose link is slowed, as a slow network would.
+    async fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
         if self.faults.blocks_request(request) {
             return Err(Status::unavailable("link cut by fault injection"));
+        }
+        if let Some(delay) = self.faults.request_delay(request) {
+            tokio::time::sleep(delay).await;
+            // The link may have been cut while the request was on it.
+            if self.faults.blocks_request(request) {
+                return Err(Status::unavailable("link cut by fault injection"));
+            }
         }
         Ok(())
     }
@@ -75,7 +85,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::AppendEntriesRequest>,
     ) -> Result<Response<raftpb::AppendEntriesResponse>, Status> {
-        self.admit(&request)?;
+        self.admit(&request).await?;
         let rpc = convert::append_request_from_pb(request.into_inner()).map_err(malformed)?;
         let response = self.raft.append_entries(rpc).await.map_err(raft_failed)?;
         Ok(Response::new(convert::append_response_to_pb(&response)))
@@ -85,7 +95,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::VoteRequest>,
     ) -> Result<Response<raftpb::VoteResponse>, Status> {
-        self.admit(&request)?;
+        self.admit(&request).await?;
         let rpc = convert::vote_request_from_pb(request.get_ref()).map_err(malformed)?;
         let response = self.raft.vote(rpc).await.map_err(raft_failed)?;
         Ok(Response::new(convert::vote_response_to_pb(&response)))
@@ -95,7 +105,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::InstallSnapshotRequest>,
     ) -> Result<Response<raftpb::InstallSnapshotResponse>, Status> {
-        self.admit(&request)?;
+        self.admit(&request).await?;
         let rpc = convert::snapshot_request_from_pb(request.into_inner()).map_err(malformed)?;
         let result = match self.raft.install_snapshot(rpc).await {
             Ok(response) => {
@@ -118,7 +128,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::ForwardRequest>,
     ) -> Result<Response<raftpb::ForwardResponse>, Status> {
-        self.admit(&request)?;
+        self.admit(&request).await?;
         let batch = request
             .into_inner()
             .batch
@@ -146,7 +156,7 @@ impl RaftTransport for TransportService {
         &self,
         request: Request<raftpb::ReadIndexRequest>,
     ) -> Result<Response<raftpb::ReadIndexResponse>, Status> {
-        self.admit(&request)?;
+        self.admit(&request).await?;
         let result = if !self.read_index.is_leader() {
             raftpb::read_index_response::Result::NotLeader(self.not_leader())
         } else {
@@ -184,5 +194,31 @@ impl raftpb::fault_injection_server::FaultInjection for FaultInjectionService {
         warn!(?blocked, "fault injection: cutting links");
         self.faults.set_blocked(blocked);
         Ok(Response::new(raftpb::SetPartitionResponse {}))
+    }
+
+    async fn set_link_delays(
+        &self,
+        request: Request<raftpb::SetLinkDelaysRequest>,
+    ) -> Result<Response<raftpb::SetLinkDelaysResponse>, Status> {
+        let delays: BTreeMap<_, _> = request
+            .into_inner()
+            .delays
+            .into_iter()
+            .filter(|link| link.delay_ms > 0)
+            .map(|link| (link.member, Duration::from_millis(link.delay_ms.into())))
+            .collect();
+        warn!(?delays, "fault injection: slowing links");
+        self.faults.set_delays(delays);
+        Ok(Response::new(raftpb::SetLinkDelaysResponse {}))
+    }
+
+    async fn set_fsync_delay(
+        &self,
+        request: Request<raftpb::SetFsyncDelayRequest>,
+    ) -> Result<Response<raftpb::SetFsyncDelayResponse>, Status> {
+        let delay = Duration::from_millis(request.into_inner().delay_ms.into());
+        warn!(?delay, "fault injection: stalling raft log commits");
+        peers::set_fsync_delay(delay);
+        Ok(Response::new(raftpb::SetFsyncDelayResponse {}))
     }
 }

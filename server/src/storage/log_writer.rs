@@ -228,6 +228,12 @@ async fn write(
     }
     // Everything queued before a lone `Sync` is already committed.
     if !script.is_empty() {
+        // Test-only fault injection (--unsafe-fault-injection): a stalled
+        // disk makes this commit, and so its fsync, late. Never set in
+        // production.
+        if let Some(stall) = crate::raft::peers::fsync_delay() {
+            tokio::time::sleep(stall).await;
+        }
         script.commit(conn).await?;
     }
     Ok(())
