@@ -9,7 +9,7 @@
 # Workloads that would disturb the next one (failover kills a member,
 # memory needs a store holding only its keys) get a fresh cluster.
 #
-#   bash bench/compare.sh                 # full run, ~10 minutes
+#   bash bench/compare.sh                 # full run, about 6 minutes once built
 #   QUICK=1 bash bench/compare.sh         # smoke run: short, small
 #   WORKLOADS="put lock" bash bench/compare.sh
 #
@@ -18,7 +18,7 @@
 #               memory (default: all)
 #   SERVERS     the order the servers are measured in (default "witan etcd")
 #   QUICK=1     short runs (2 s each, 200 watchers, 8 s failover, 10,000 keys
-#               for memory): about 70 s on 2 cores once built
+#               for memory): 65 to 80 s on 2 cores once built
 #   DURATION    length of each timed run (default 10s; QUICK 2s)
 #   OUT_DIR     keep every report here (default: a temp dir, removed)
 #   JSON_OUT    also write the comparison as JSON to this file
