@@ -99,8 +99,15 @@ impl Node {
         let raft_config = openraft::Config {
             cluster_name: config.initial_cluster_token.clone(),
             heartbeat_interval: config.heartbeat_interval,
-            election_timeout_min: config.election_timeout,
-            election_timeout_max: config.election_timeout * 3 / 2,
+            // openraft 0.9 campaigns only after its leader lease (which is
+            // `election_timeout_max`) plus a random timeout in [min, max)
+            // have passed since the last heartbeat. min = E/4 and max =
+            // 3E/4 make that [E, 1.5E): what `--election-timeout` means to
+            // an etcd user. (E and 1.5E would mean 2.5E to 3E: a 3 s write
+            // gap after a leader dies with etcd's default of 1 s.) E >= 5
+            // heartbeats (config check) keeps min above the heartbeat.
+            election_timeout_min: config.election_timeout / 4,
+            election_timeout_max: config.election_timeout * 3 / 4,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
             max_in_snapshot_log_to_keep: config.snapshot_catchup_entries,
             max_payload_entries: 64,
