@@ -11,7 +11,7 @@ use anyhow::Result;
 use futures::StreamExt;
 use tokio::sync::watch;
 use tokio::time::Instant;
-use witan_client::{Client, WatchEvent as SdkEvent};
+use witan_client::{WatchEvent as SdkEvent, WatchStream};
 
 use super::history::{EventKind, WatchEvent, WatchLog};
 use super::workload::{Shared, PREFIX};
@@ -74,60 +74,72 @@ impl Watcher {
     pub async fn run(mut self) -> Result<WatcherResult> {
         self.shared.pace(self.delay).await;
         let process = self.shared.new_process();
-        let client = self.shared.connect(self.member).await?;
-        let start_revision = self.start_revision(&client).await?;
         let mut log = WatchLog {
             process,
             member: self.member,
-            start_revision,
+            start_revision: match self.start {
+                WatchStart::Revision(revision) => revision,
+                WatchStart::Behind(_) => 1,
+            },
             events: Vec::new(),
         };
-        let problem = self.follow(&client, &mut log).await;
+        let problem = match self.open(&mut log).await {
+            Ok(mut stream) => self.follow(&mut stream, &mut log).await,
+            Err(problem) => Some(problem),
+        };
         if let Some(problem) = &problem {
             tracing::warn!(process, member = self.member, %problem, "watcher stopped early");
         }
         Ok(WatcherResult { log, problem })
     }
 
-    /// The start revision, reading the store's revision if it depends on
-    /// it (retried until it succeeds: faults may be under way).
-    async fn start_revision(&mut self, client: &Client) -> Result<i64> {
-        let behind = match self.start {
-            WatchStart::Revision(revision) => return Ok(revision),
-            WatchStart::Behind(behind) => behind,
-        };
-        loop {
-            match client.get(PREFIX).prefix().count_only().await {
-                Ok(found) => return Ok((found.header.revision - behind).max(1)),
-                Err(err) => {
-                    tracing::debug!(%err, "watcher: reading the revision failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+    /// Connects, settles the start revision and opens the stream, retrying
+    /// every step while faults are under way (a crash leaves no member to
+    /// connect to for a while); gives up only once the end marker is
+    /// written.
+    async fn open(&mut self, log: &mut WatchLog) -> Result<WatchStream, String> {
+        let client = loop {
+            match self.shared.connect(self.member).await {
+                Ok(client) => break client,
+                Err(err) => self.retry("connect", &err).await?,
             }
+        };
+        if let WatchStart::Behind(behind) = self.start {
+            log.start_revision = loop {
+                match client.get(PREFIX).prefix().count_only().await {
+                    Ok(found) => break (found.header.revision - behind).max(1),
+                    Err(err) => self.retry("read the revision", &err).await?,
+                }
+            };
         }
-    }
-
-    /// Records events until the end marker; `Some(why)` if it stopped
-    /// before it.
-    async fn follow(&mut self, client: &Client, log: &mut WatchLog) -> Option<String> {
-        let mut stream = loop {
+        loop {
             let watch = client
                 .watch(PREFIX)
                 .prefix()
                 .start_revision(log.start_revision);
             match watch.await {
-                Ok(stream) => break stream,
-                Err(err) => {
-                    if let Some(end) = *self.end.borrow() {
-                        return Some(format!(
-                            "could not open the watch before the end marker (revision {end}): {err}"
-                        ));
-                    }
-                    tracing::debug!(%err, "watcher: opening the watch failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
+                Ok(stream) => return Ok(stream),
+                Err(err) => self.retry("open the watch", &err).await?,
             }
-        };
+        }
+    }
+
+    /// After a failed step: waits a little, or gives up if the end marker
+    /// is already written.
+    async fn retry(&self, step: &str, err: &(dyn std::fmt::Display + Sync)) -> Result<(), String> {
+        if let Some(end) = *self.end.borrow() {
+            return Err(format!(
+                "could not {step} before the end marker (revision {end}) was written: {err}"
+            ));
+        }
+        tracing::debug!(%err, step, "watcher: retrying");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Ok(())
+    }
+
+    /// Records events until the end marker; `Some(why)` if it stopped
+    /// before it.
+    async fn follow(&mut self, stream: &mut WatchStream, log: &mut WatchLog) -> Option<String> {
         let mut give_up: Option<Instant> = None;
         let mut runner_gone = false;
         loop {
