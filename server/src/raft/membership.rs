@@ -492,6 +492,9 @@ impl MemberAdmin {
     /// joint configuration's target. Removed voters leave for good, as every
     /// removal here does.
     pub async fn finish_joint(&self, deadline: Instant) -> Result<(), MemberError> {
+        // A change in flight finishes its own joint configuration: wait for
+        // it, then look again.
+        let _one_at_a_time = self.shared.changing.lock().await;
         let target = {
             let m = self.shared.metrics.borrow();
             let configs = m.membership_config.membership().get_joint_config();
@@ -504,7 +507,6 @@ impl MemberAdmin {
             ?target,
             "finishing a membership change left in a joint configuration"
         );
-        let _one_at_a_time = self.shared.changing.lock().await;
         let change = ChangeMembers::ReplaceAllVoters(target);
         match tokio::time::timeout_at(deadline, self.shared.raft.change_membership(change, false))
             .await

@@ -1,5 +1,11 @@
 //! Connections to other members: one lazily connected gRPC channel per peer
 //! URL, reused by raft replication, write forwarding and read-index calls.
+//!
+//! Channels follow the membership: callers always address a member by the
+//! URLs of the current membership (openraft rebuilds its replication
+//! streams from the membership each time it changes, so a MemberUpdate's
+//! new URLs are used at once), and the member tasks drop the channels to
+//! URLs no member has any more.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
