@@ -303,6 +303,12 @@ impl Node {
         &self.peer_addrs
     }
 
+    /// Resolves once the member stopped serving by itself (it was removed
+    /// from the cluster), so the process can exit as etcd's does.
+    pub async fn wait_stopped(&self) {
+        wait_stop(self.stop.subscribe()).await;
+    }
+
     /// Stops serving, then stops raft (flushing storage).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);

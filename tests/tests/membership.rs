@@ -423,3 +423,58 @@ async fn auto_promotion_makes_a_caught_up_learner_a_voter() -> Result<()> {
     check_member_lists(&cluster, &[0, learner]).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_member_that_was_not_added_refuses_to_join() -> Result<()> {
+    init_tracing();
+    let cluster = Cluster::start(
+        NODE,
+        ClusterOptions {
+            size: 1,
+            ..ClusterOptions::default()
+        },
+    )
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let ports: Vec<u16> = (0..2)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+            Ok(l.local_addr()?.port())
+        })
+        .collect::<std::io::Result<_>>()?;
+    let client = format!("http://127.0.0.1:{}", ports[0]);
+    let peer = format!("http://127.0.0.1:{}", ports[1]);
+    let initial = format!("m1={},stranger={peer}", cluster.peer_url(0));
+    let output = tokio::process::Command::new(NODE)
+        .args(["--name", "stranger", "--initial-cluster", &initial])
+        .args(["--initial-cluster-state", "existing"])
+        .args([
+            "--listen-client-urls",
+            &client,
+            "--advertise-client-urls",
+            &client,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &peer,
+            "--initial-advertise-peer-urls",
+            &peer,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("stranger.data"))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(WITHIN, output)
+        .await
+        .context("the stranger kept running")??;
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the stranger must not start: {log}"
+    );
+    assert!(
+        log.contains("member not added to the cluster: run `etcdctl member add` first"),
+        "clear error expected, got: {log}"
+    );
+    Ok(())
+}
