@@ -478,3 +478,33 @@ async fn a_member_that_was_not_added_refuses_to_join() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_member_removed_while_down_stops_when_it_comes_back() -> Result<()> {
+    init_tracing();
+    let mut cluster = Cluster::start(NODE, ClusterOptions::default()).await?;
+    cluster.kill(2)?;
+    cluster.remove_member(0, 2).await?;
+    cluster.start_member(2)?;
+    // Its peers refuse it as removed; it records that and stops.
+    let marker = cluster.data_dir(2).join("member-removed");
+    let deadline = Instant::now() + WITHIN;
+    while !marker.exists() {
+        if Instant::now() >= deadline {
+            bail!("the removed member came back and never noticed its removal");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = match cluster.client(2).await {
+        Ok(mut c) => c.put("from-removed", "x", None).await.is_err(),
+        Err(_) => true,
+    };
+    assert!(refused, "a removed member serves no writes");
+    assert!(
+        cluster.log_contains(2, "a peer answered that this member was removed")?,
+        "the peers told it"
+    );
+    cluster.kill(2)?;
+    check_member_lists(&cluster, &[0, 1]).await?;
+    Ok(())
+}
