@@ -133,7 +133,7 @@ impl Faults {
 }
 
 /// The member that sent a peer request, from its header.
-pub fn sender<T>(request: &tonic::Request<T>) -> Option<NodeId> {
+pub(crate) fn sender<T>(request: &tonic::Request<T>) -> Option<NodeId> {
     request
         .metadata()
         .get(FROM_HEADER)

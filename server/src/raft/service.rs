@@ -13,9 +13,10 @@ use tracing::warn;
 use witan_proto::raftpb::{self, raft_transport_server::RaftTransport};
 
 use super::convert;
+use super::crash_detector::LeaderContact;
 use super::leader::LeaderView;
 use super::membership::{MemberAdmin, Outcome};
-use super::peers::{self, Faults};
+use super::peers::{self, sender, Faults};
 use super::proposer::{Attempt, Writer};
 use super::read_index::ReadIndex;
 use super::{NodeId, Raft};
@@ -27,6 +28,7 @@ pub struct TransportService {
     writer: Arc<Writer>,
     read_index: ReadIndex,
     request_timeout: std::time::Duration,
+    contact: LeaderContact,
     /// Membership: answers `Members` and `ChangeMembers`, and knows which
     /// members were removed (their requests are refused so they stop).
     members: Option<MemberAdmin>,
@@ -40,6 +42,7 @@ impl TransportService {
         writer: Arc<Writer>,
         read_index: ReadIndex,
         request_timeout: std::time::Duration,
+        contact: LeaderContact,
     ) -> Self {
         TransportService {
             faults,
@@ -47,6 +50,7 @@ impl TransportService {
             writer,
             read_index,
             request_timeout,
+            contact,
             members: None,
         }
     }
@@ -70,7 +74,7 @@ impl TransportService {
         if self.faults.blocks_request(request) {
             return Err(Status::unavailable("link cut by fault injection"));
         }
-        if let (Some(members), Some(from)) = (&self.members, peers::sender(request)) {
+        if let (Some(members), Some(from)) = (&self.members, sender(request)) {
             if members.is_removed(from) {
                 return Err(peers::removed_status(from));
             }
@@ -108,6 +112,9 @@ impl RaftTransport for TransportService {
         request: Request<raftpb::AppendEntriesRequest>,
     ) -> Result<Response<raftpb::AppendEntriesResponse>, Status> {
         self.admit(&request).await?;
+        if let Some(from) = sender(&request) {
+            self.contact.touch(from);
+        }
         let rpc = convert::append_request_from_pb(request.into_inner()).map_err(malformed)?;
         let response = self.raft.append_entries(rpc).await.map_err(raft_failed)?;
         Ok(Response::new(convert::append_response_to_pb(&response)))
