@@ -103,6 +103,11 @@ pub struct Config {
     )]
     pub initial_cluster_token: String,
 
+    /// Have the leader promote a learner to voter by itself once it caught
+    /// up with the leader (as `etcdctl member promote` would succeed).
+    #[arg(long, env = "WITAN_AUTO_PROMOTE_LEARNERS")]
+    pub auto_promote_learners: bool,
+
     /// Time between leader heartbeats, in milliseconds (as etcd).
     #[arg(long, env = "WITAN_HEARTBEAT_INTERVAL", default_value_t = 100)]
     pub heartbeat_interval: u64,
@@ -353,7 +358,9 @@ pub fn parse_host_port(url: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| invalid("expected an IP address and a port, e.g. http://127.0.0.1:2379"))
 }
 
-fn fnv1a64(parts: &[&[u8]]) -> u64 {
+/// FNV-1a over the concatenated parts: a stable hash for ids (not for
+/// anything an adversary chooses).
+pub(crate) fn fnv1a64(parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for part in parts {
         for byte in *part {

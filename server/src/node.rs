@@ -23,6 +23,8 @@ use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
 use crate::raft::crash_detector::{self, DetectorTiming, LeaderContact};
+use crate::raft::member_tasks::{self, MemberSettings};
+use crate::raft::membership::MemberAdmin;
 use crate::raft::network::NetworkFactory;
 use crate::raft::peers::{Faults, Peers, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::proposer::Proposer;
@@ -48,6 +50,9 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    /// The member could not establish its identity (or join its cluster).
+    #[error(transparent)]
+    Join(#[from] crate::raft::join::JoinError),
     /// Storage could not be opened.
     #[error(transparent)]
     Storage(#[from] storage::StorageOpenError),
@@ -88,7 +93,8 @@ impl Node {
             path: config.data_dir.clone(),
             source,
         })?;
-        let id = config.member_id();
+        let identity = crate::raft::join::resolve(&config).await?;
+        let id = identity.member_id;
         info!(name = %config.name, id = format_args!("{id:x}"), data_dir = %config.data_dir.display(), "starting member");
 
         // Bind first: a port conflict should fail the start before raft runs.
@@ -139,8 +145,8 @@ impl Node {
         }
 
         let proposer = Proposer::start(raft.clone(), id, peers.clone(), config.request_timeout);
-        let read_index = ReadIndex::start(raft.clone(), id, peers, config.request_timeout);
-        let header = HeaderSource::new(config.cluster_id(), id, raft.metrics());
+        let read_index = ReadIndex::start(raft.clone(), id, peers.clone(), config.request_timeout);
+        let header = HeaderSource::new(identity.cluster_id, id, raft.metrics());
         let limits = KvLimits {
             max_request_bytes: config.max_request_bytes,
             max_txn_ops: config.max_txn_ops,
@@ -165,6 +171,27 @@ impl Node {
         );
 
         let (stop, stopped) = watch::channel(false);
+        // Membership: the Cluster service, peer calls, and the member tasks
+        // (publish, promotion, removal; see raft::member_tasks).
+        let members = MemberAdmin::new(
+            raft.clone(),
+            id,
+            peers.clone(),
+            identity.cluster_id,
+            config.initial_cluster_token.clone(),
+            config.request_timeout,
+        );
+        member_tasks::spawn(
+            members.clone(),
+            MemberSettings {
+                name: config.name.clone(),
+                client_urls: config.advertise_client_urls.clone(),
+                auto_promote_learners: config.auto_promote_learners,
+                data_dir: config.data_dir.clone(),
+                request_timeout: config.request_timeout,
+            },
+            stop.clone(),
+        );
         // Watch streams end on the stop signal: a graceful shutdown waits
         // for open streams, and a watch never ends by itself.
         let watches = WatchHub::new(
@@ -193,7 +220,10 @@ impl Node {
                     config.max_request_bytes,
                 )))
                 .add_service(LeaseServer::from_arc(leases.clone()))
-                .add_service(api::ClusterNotImplemented)
+                .add_service(api::cluster_server(api::ClusterService::new(
+                    core.clone(),
+                    members.clone(),
+                )))
                 .add_service(MaintenanceServer::new(api::MaintenanceService::new(
                     raft.metrics(),
                     state.clone(),
@@ -239,7 +269,8 @@ impl Node {
                 read_index.clone(),
                 config.request_timeout,
                 contact.clone(),
-            );
+            )
+            .with_members(members.clone());
             let service = RaftTransportServer::new(transport)
                 .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_PEER_MESSAGE_BYTES);
@@ -290,6 +321,12 @@ impl Node {
         &self.peer_addrs
     }
 
+    /// Resolves once the member stopped serving by itself (it was removed
+    /// from the cluster), so the process can exit as etcd's does.
+    pub async fn wait_stopped(&self) {
+        wait_stop(self.stop.subscribe()).await;
+    }
+
     /// Stops serving, then stops raft (flushing storage).
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
@@ -329,6 +366,7 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), StartError> {
                 client_urls: advertise(&m.name),
                 name: m.name.clone(),
                 peer_urls: m.peer_urls,
+                pending_voter: false,
             };
             (config.member_id_of(&m.name), member)
         })

@@ -45,6 +45,10 @@ impl Default for ClusterOptions {
     }
 }
 
+/// A member as MemberList reports it: id, name, peer URLs, client URLs,
+/// whether it is a learner.
+pub type MemberSummary = (u64, String, Vec<String>, Vec<String>, bool);
+
 /// One member process.
 struct Member {
     name: String,
@@ -55,6 +59,9 @@ struct Member {
     child: Option<Child>,
     /// Stopped with SIGSTOP and not continued yet.
     paused: bool,
+    /// For a member added to the running cluster: the `--initial-cluster`
+    /// it starts with (and `--initial-cluster-state existing`).
+    join: Option<String>,
 }
 
 /// A running cluster of member processes.
@@ -98,6 +105,7 @@ impl Cluster {
                     peer_port: ports[2 * i + 1],
                     child: None,
                     paused: false,
+                    join: None,
                 }
             })
             .collect();
@@ -157,6 +165,10 @@ impl Cluster {
             .open(&m.log_path)?;
         let client_url = format!("http://127.0.0.1:{}", m.client_port);
         let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
+        let (initial_cluster, state) = match &m.join {
+            Some(initial) => (initial, "existing"),
+            None => (&self.initial_cluster, "new"),
+        };
         let child = Command::new(&self.binary)
             .args(["--name", &m.name])
             .arg("--data-dir")
@@ -165,7 +177,8 @@ impl Cluster {
             .args(["--advertise-client-urls", &client_url])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
-            .args(["--initial-cluster", &self.initial_cluster])
+            .args(["--initial-cluster", initial_cluster])
+            .args(["--initial-cluster-state", state])
             .args([
                 "--heartbeat-interval",
                 &self.options.heartbeat_ms.to_string(),
@@ -456,6 +469,126 @@ impl Cluster {
             .get(key, Some(GetOptions::new().with_serializable()))
             .await?;
         Ok(response.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    /// Adds a member through member `via` (etcd's MemberAdd; a learner if
+    /// `learner`), without starting it: [`Cluster::start_member`] starts it
+    /// with `--initial-cluster-state existing` and an empty data dir.
+    /// Returns its index; its id is [`Cluster::id`].
+    pub async fn add_member(&mut self, via: usize, learner: bool) -> Result<usize> {
+        let ports = free_ports(2)?;
+        let i = self.members.len();
+        let name = format!("m{}", i + 1);
+        let peer_url = format!("http://127.0.0.1:{}", ports[1]);
+        let options = learner.then(|| etcd_client::MemberAddOptions::new().with_is_learner());
+        let response = self
+            .client(via)
+            .await?
+            .member_add([peer_url.as_str()], options)
+            .await
+            .with_context(|| format!("adding {name} through member {via}"))?;
+        let id = response
+            .member()
+            .context("MemberAdd without the member")?
+            .id();
+        // What etcdctl prints as ETCD_INITIAL_CLUSTER, without members that
+        // have not started (and so have no name) yet.
+        let initial = response
+            .member_list()
+            .iter()
+            .flat_map(|m| {
+                let member_name = if m.id() == id {
+                    name.clone()
+                } else {
+                    m.name().to_string()
+                };
+                m.peer_urls()
+                    .iter()
+                    .map(move |u| (member_name.clone(), u.clone()))
+            })
+            .filter(|(n, _)| !n.is_empty())
+            .map(|(n, u)| format!("{n}={u}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let dir = self._dir.path();
+        self.members.push(Member {
+            data_dir: dir.join(format!("{name}.data")),
+            log_path: dir.join(format!("{name}.log")),
+            name,
+            client_port: ports[0],
+            peer_port: ports[1],
+            child: None,
+            paused: false,
+            join: Some(initial),
+        });
+        self.ids.push(id);
+        Ok(i)
+    }
+
+    /// Removes member `i` through member `via` (etcd's MemberRemove). The
+    /// removed member's process stops serving by itself; it stays counted
+    /// as running until [`Cluster::kill`].
+    pub async fn remove_member(&self, via: usize, i: usize) -> Result<()> {
+        self.client(via)
+            .await?
+            .member_remove(self.ids[i])
+            .await
+            .with_context(|| format!("removing {} through member {via}", self.members[i].name))?;
+        Ok(())
+    }
+
+    /// Member `i`'s MemberList: (id, name, peer URLs, client URLs,
+    /// learner), by id.
+    pub async fn member_list(&self, i: usize) -> Result<Vec<MemberSummary>> {
+        let response = self.client(i).await?.member_list().await?;
+        let mut members: Vec<MemberSummary> = response
+            .members()
+            .iter()
+            .map(|m| {
+                (
+                    m.id(),
+                    m.name().to_string(),
+                    m.peer_urls().to_vec(),
+                    m.client_urls().to_vec(),
+                    m.is_learner(),
+                )
+            })
+            .collect();
+        members.sort();
+        Ok(members)
+    }
+
+    /// Waits until member `i` reports itself a voter (Status `isLearner`
+    /// false): started, caught up and promoted.
+    pub async fn wait_voter(&self, i: usize, within: Duration) -> Result<()> {
+        let deadline = Instant::now() + within;
+        let mut last = anyhow!("never asked");
+        while Instant::now() < deadline {
+            match self.client(i).await {
+                Ok(mut client) => match client.status().await {
+                    Ok(status) if !status.is_learner() => return Ok(()),
+                    Ok(_) => last = anyhow!("still a learner"),
+                    Err(e) => last = e.into(),
+                },
+                Err(e) => last = e,
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(last.context(format!(
+            "{} did not become a voter within {within:?}",
+            self.members[i].name
+        )))
+    }
+
+    /// Whether member `i`'s log (every run of it) contains `needle`.
+    pub fn log_contains(&self, i: usize, needle: &str) -> Result<bool> {
+        let text = std::fs::read_to_string(&self.members[i].log_path)?;
+        Ok(text.contains(needle))
+    }
+
+    /// The peer URL of member `i`.
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].peer_port)
     }
 
     fn print_logs(&self) {

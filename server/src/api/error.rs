@@ -8,6 +8,7 @@ use tracing::error;
 use witan_recipes::{CoreError, RecipeError};
 
 use crate::mvcc::{MvccError, RequestError};
+use crate::raft::membership::MemberError;
 use crate::raft::proposer::ProposeError;
 use crate::raft::read_index::ReadIndexError;
 
@@ -41,6 +42,9 @@ pub enum ApiError {
     /// An election request without its `leader` field (etcd's text).
     #[error("\"leader\" field must be provided")]
     MissingLeaderKey,
+    /// A membership request (Cluster service) failed.
+    #[error(transparent)]
+    Member(#[from] MemberError),
     /// A replicated response this member cannot interpret (written by a
     /// newer member, or a bug).
     #[error("unexpected response from the state machine: {0}")]
@@ -97,6 +101,7 @@ impl From<ApiError> for Status {
                 (Code::Unavailable, "etcdserver: server stopped".into())
             }
             ApiError::Recipe(e) => recipe_status(e),
+            ApiError::Member(e) => member_status(e),
             // etcd returns these as plain Go errors, which gRPC sends as
             // Unknown with the error's text; clients match on the text.
             ApiError::MissingLeaderKey => (Code::Unknown, err.to_string()),
@@ -106,6 +111,36 @@ impl From<ApiError> for Status {
             }
         };
         Status::new(code, message)
+    }
+}
+
+/// The status of a membership failure: etcd's code and text.
+fn member_status(err: &MemberError) -> (Code, String) {
+    let etcd = |code, text: &str| (code, format!("etcdserver: {text}"));
+    match err {
+        MemberError::NotFound => etcd(Code::NotFound, "member not found"),
+        MemberError::PeerUrlExists => etcd(Code::FailedPrecondition, "Peer URLs already exists"),
+        MemberError::NotLearner => etcd(
+            Code::FailedPrecondition,
+            "can only promote a learner member",
+        ),
+        MemberError::LearnerNotReady => etcd(
+            Code::FailedPrecondition,
+            "can only promote a learner member which is in sync with leader",
+        ),
+        MemberError::IdExists => etcd(Code::FailedPrecondition, "member ID already exist"),
+        MemberError::BadUrls => etcd(Code::InvalidArgument, "given member URLs are invalid"),
+        MemberError::LastVoter => (
+            Code::FailedPrecondition,
+            "witan: cannot remove the last voting member".into(),
+        ),
+        MemberError::NoLeader => etcd(Code::Unavailable, "no leader"),
+        MemberError::Timeout => etcd(Code::Unavailable, "request timed out"),
+        MemberError::LeaderLost => etcd(
+            Code::Unavailable,
+            "request timed out, possibly due to previous leader failure",
+        ),
+        MemberError::Stopped => etcd(Code::Unavailable, "server stopped"),
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! Only this module (and `raft`'s transport) knows about tonic.
 
+mod cluster;
 mod core;
 mod election;
 mod error;
@@ -19,6 +20,7 @@ mod recipes;
 mod watch;
 
 pub use self::core::ApiCore;
+pub use cluster::{server as cluster_server, ClusterService};
 pub use election::{server as election_server, ElectionService};
 pub use error::ApiError;
 pub use header::HeaderSource;
@@ -26,6 +28,6 @@ pub use kv::{server as kv_server, KvLimits, KvService};
 pub use lease::LeaseService;
 pub use lock::{server as lock_server, LockService, FENCING_TOKEN_METADATA};
 pub use maintenance::{MaintenanceService, API_VERSION};
-pub use not_implemented::{AuthNotImplemented, ClusterNotImplemented};
+pub use not_implemented::AuthNotImplemented;
 pub use recipes::{servers as recipe_servers, RecipeServers, RecipesService};
 pub use watch::{server as watch_server, WatchService};

@@ -39,12 +39,6 @@ macro_rules! not_implemented_service {
 }
 
 not_implemented_service!(
-    /// `etcdserverpb.Cluster`, until membership changes are implemented.
-    ClusterNotImplemented,
-    "etcdserverpb.Cluster",
-    "membership changes arrive with the operations work"
-);
-not_implemented_service!(
     /// `etcdserverpb.Auth`, until authentication is implemented.
     AuthNotImplemented,
     "etcdserverpb.Auth",

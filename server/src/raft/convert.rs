@@ -321,6 +321,7 @@ mod tests {
             name: name.to_string(),
             peer_urls: vec![format!("http://{name}:2380")],
             client_urls: vec![format!("http://{name}:2379")],
+            pending_voter: name == "d",
         };
         Membership::new(
             vec![BTreeSet::from([1, 2]), BTreeSet::from([2, 3])],

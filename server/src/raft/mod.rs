@@ -10,7 +10,10 @@ pub mod crash_detector;
 pub mod types;
 
 pub use types::*;
+pub mod join;
 pub mod leader;
+pub mod member_tasks;
+pub mod membership;
 pub mod network;
 pub mod peers;
 pub mod proposer;

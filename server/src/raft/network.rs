@@ -13,7 +13,7 @@ use openraft::raft::{
 use witan_proto::raftpb;
 
 use super::convert;
-use super::peers::{PeerClient, Peers};
+use super::peers::{is_removed_status, PeerClient, Peers};
 use super::{Member, NodeId, TypeConfig};
 
 /// Creates a [`PeerNetwork`] per replication target.
@@ -56,6 +56,15 @@ impl PeerNetwork {
             .client(self.target, &self.member)
             .map_err(|e| Unreachable::new(&e))
     }
+
+    /// A failed call; a peer's answer that this member was removed from
+    /// the cluster is recorded, so the member stops.
+    fn failed<E: std::error::Error>(&self, status: tonic::Status) -> RPCError<NodeId, Member, E> {
+        if is_removed_status(&status) {
+            self.peers.mark_removed();
+        }
+        transport_error(status)
+    }
 }
 
 fn request<T>(message: T, option: &RPCOption) -> tonic::Request<T> {
@@ -88,7 +97,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         let response = client
             .append_entries(request(message, &option))
             .await
-            .map_err(transport_error)?;
+            .map_err(|s| self.failed(s))?;
         convert::append_response_from_pb(response.get_ref()).map_err(malformed)
     }
 
@@ -102,7 +111,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         let response = client
             .install_snapshot(request(message, &option))
             .await
-            .map_err(transport_error)?;
+            .map_err(|s| self.failed(s))?;
         match &response.get_ref().result {
             Some(raftpb::install_snapshot_response::Result::Vote(vote)) => {
                 Ok(InstallSnapshotResponse {
@@ -140,7 +149,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         let response = client
             .vote(request(message, &option))
             .await
-            .map_err(transport_error)?;
+            .map_err(|s| self.failed(s))?;
         convert::vote_response_from_pb(response.get_ref()).map_err(malformed)
     }
 

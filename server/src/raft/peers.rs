@@ -1,5 +1,11 @@
 //! Connections to other members: one lazily connected gRPC channel per peer
 //! URL, reused by raft replication, write forwarding and read-index calls.
+//!
+//! Channels follow the membership: callers always address a member by the
+//! URLs of the current membership (openraft rebuilds its replication
+//! streams from the membership each time it changes, so a MemberUpdate's
+//! new URLs are used at once), and the member tasks drop the channels to
+//! URLs no member has any more.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +22,27 @@ use super::{Member, NodeId};
 
 /// gRPC metadata key naming the calling member on every peer request.
 pub const FROM_HEADER: &str = "witan-from";
+
+/// gRPC metadata key on the status a member answers a removed member with.
+pub const REMOVED_HEADER: &str = "witan-removed";
+
+/// The answer to a request from a member that was removed from the
+/// cluster: it tells the sender to stop.
+pub fn removed_status(member: NodeId) -> tonic::Status {
+    let mut status = tonic::Status::failed_precondition(format!(
+        "witan: member {member:x} was removed from the cluster"
+    ));
+    status
+        .metadata_mut()
+        .insert(REMOVED_HEADER, MetadataValue::from_static("1"));
+    status
+}
+
+/// Whether a peer answered that this member was removed from the cluster.
+pub fn is_removed_status(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::FailedPrecondition
+        && status.metadata().get(REMOVED_HEADER).is_some()
+}
 
 /// A client to one peer; every call says which member sent it.
 pub type PeerClient = RaftTransportClient<InterceptedService<Channel, SenderId>>;
@@ -145,6 +172,8 @@ pub struct Peers {
     me: SenderId,
     faults: Faults,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// Set once a peer answered that this member was removed.
+    removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl Peers {
@@ -154,7 +183,25 @@ impl Peers {
             me: SenderId(MetadataValue::from(me)),
             faults,
             channels: Arc::default(),
+            removed: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Records that a peer answered that this member was removed.
+    pub fn mark_removed(&self) {
+        self.removed.send_replace(true);
+    }
+
+    /// Whether a peer answered that this member was removed.
+    pub fn removed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.removed.subscribe()
+    }
+
+    /// Drops the channels to URLs no member has any more (after a member
+    /// was removed or moved to new peer URLs).
+    pub fn retain_urls(&self, urls: &BTreeSet<String>) {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        channels.retain(|url, _| urls.contains(url));
     }
 
     /// A client for member `id` at its first peer URL. The channel connects
@@ -249,6 +296,29 @@ mod tests {
         assert_eq!(faults.request_delay(&tonic::Request::new(())), None);
         faults.set_delays(BTreeMap::new());
         assert_eq!(faults.request_delay(&from(7)), None);
+    }
+
+    #[tokio::test]
+    async fn removed_answers_are_recognised_and_channels_follow_urls() {
+        let status = removed_status(0xab);
+        assert!(is_removed_status(&status));
+        assert!(status.message().contains("ab was removed"));
+        assert!(!is_removed_status(&tonic::Status::failed_precondition("x")));
+
+        let peers = Peers::new(1, Faults::default());
+        assert!(!*peers.removed().borrow());
+        peers.mark_removed();
+        assert!(*peers.removed().borrow());
+
+        let member = |url: &str| Member {
+            peer_urls: vec![url.to_string()],
+            ..Member::default()
+        };
+        peers.client(2, &member("http://127.0.0.1:1")).unwrap();
+        peers.client(3, &member("http://127.0.0.1:2")).unwrap();
+        peers.retain_urls(&BTreeSet::from(["http://127.0.0.1:2".to_string()]));
+        let left: Vec<String> = peers.channels.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, vec!["http://127.0.0.1:2".to_string()]);
     }
 
     // The process-wide fsync stall itself is not set here: other tests of

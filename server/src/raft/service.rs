@@ -15,6 +15,7 @@ use witan_proto::raftpb::{self, raft_transport_server::RaftTransport};
 use super::convert;
 use super::crash_detector::LeaderContact;
 use super::leader::LeaderView;
+use super::membership::{MemberAdmin, Outcome};
 use super::peers::{self, sender, Faults};
 use super::proposer::{Attempt, Writer};
 use super::read_index::ReadIndex;
@@ -28,6 +29,9 @@ pub struct TransportService {
     read_index: ReadIndex,
     request_timeout: std::time::Duration,
     contact: LeaderContact,
+    /// Membership: answers `Members` and `ChangeMembers`, and knows which
+    /// members were removed (their requests are refused so they stop).
+    members: Option<MemberAdmin>,
 }
 
 impl TransportService {
@@ -47,7 +51,20 @@ impl TransportService {
             read_index,
             request_timeout,
             contact,
+            members: None,
         }
+    }
+
+    /// Serves membership calls through `members`.
+    pub fn with_members(mut self, members: MemberAdmin) -> Self {
+        self.members = Some(members);
+        self
+    }
+
+    fn member_admin(&self) -> Result<&MemberAdmin, Status> {
+        self.members
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("membership is not served by this member"))
     }
 
     /// Refuses requests from members whose link is cut by fault injection,
@@ -56,6 +73,11 @@ impl TransportService {
     async fn admit<T>(&self, request: &Request<T>) -> Result<(), Status> {
         if self.faults.blocks_request(request) {
             return Err(Status::unavailable("link cut by fault injection"));
+        }
+        if let (Some(members), Some(from)) = (&self.members, sender(request)) {
+            if members.is_removed(from) {
+                return Err(peers::removed_status(from));
+            }
         }
         if let Some(delay) = self.faults.request_delay(request) {
             tokio::time::sleep(delay).await;
@@ -174,6 +196,66 @@ impl RaftTransport for TransportService {
             }
         };
         Ok(Response::new(raftpb::ReadIndexResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn members(
+        &self,
+        request: Request<raftpb::MembersRequest>,
+    ) -> Result<Response<raftpb::MembersResponse>, Status> {
+        self.serve_members(request).await
+    }
+
+    async fn change_members(
+        &self,
+        request: Request<raftpb::ChangeMembersRequest>,
+    ) -> Result<Response<raftpb::ChangeMembersResponse>, Status> {
+        self.serve_change_members(request).await
+    }
+}
+
+impl TransportService {
+    /// `RaftTransport.Members`: this member's view of the membership.
+    async fn serve_members(
+        &self,
+        request: Request<raftpb::MembersRequest>,
+    ) -> Result<Response<raftpb::MembersResponse>, Status> {
+        self.admit(&request).await?;
+        Ok(Response::new(self.member_admin()?.members_response()))
+    }
+
+    /// `RaftTransport.ChangeMembers`: a membership change forwarded to
+    /// this member as the leader.
+    async fn serve_change_members(
+        &self,
+        request: Request<raftpb::ChangeMembersRequest>,
+    ) -> Result<Response<raftpb::ChangeMembersResponse>, Status> {
+        use raftpb::change_members_response::Result as R;
+        self.admit(&request).await?;
+        let admin = self.member_admin()?;
+        let change = request
+            .into_inner()
+            .change
+            .ok_or_else(|| Status::invalid_argument("membership change without a change"))?;
+        let result = if self.writer.leader() != LeaderView::Me {
+            R::NotLeader(self.not_leader())
+        } else {
+            let deadline = Instant::now() + self.request_timeout;
+            match admin.change_on_leader(change, false, deadline).await {
+                Outcome::Done(members) => R::Members(raftpb::MembersResponse {
+                    cluster_id: admin.cluster_id(),
+                    members,
+                    leader_id: admin.me(),
+                }),
+                Outcome::Retry => R::NotLeader(self.not_leader()),
+                Outcome::Failed(err) => match err.kind() {
+                    Some(kind) => R::Error(raftpb::MemberChangeError { kind: kind.into() }),
+                    None => return Err(Status::unavailable(err.to_string())),
+                },
+            }
+        };
+        Ok(Response::new(raftpb::ChangeMembersResponse {
             result: Some(result),
         }))
     }

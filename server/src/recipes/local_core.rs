@@ -70,6 +70,7 @@ impl LocalCore {
             ApiError::Propose(_) | ApiError::ReadIndex(_) => CoreError::Unavailable(message),
             ApiError::Mvcc(_)
             | ApiError::Recipe(_)
+            | ApiError::Member(_)
             | ApiError::MissingLeaderKey
             | ApiError::UnexpectedResponse(_) => CoreError::Other(message),
         }
