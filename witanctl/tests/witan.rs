@@ -336,6 +336,36 @@ async fn endpoint_status_health_errors_and_bench() {
     let both = format!("{gone},{addr}");
     assert_eq!(ok(&both, &["put", "failover", "1"]).await, "OK\n");
 
+    // Endpoints from the environment, witanctl's or etcdctl's.
+    for var in ["WITANCTL_ENDPOINTS", "ETCDCTL_ENDPOINTS"] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_witanctl"))
+            .args(["put", "from-env", var])
+            .env_remove("WITANCTL_ENDPOINTS")
+            .env_remove("ETCDCTL_ENDPOINTS")
+            .env(var, addr)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "OK\n",
+            "{var}: {out:?}"
+        );
+    }
+    assert_eq!(
+        ok(ep, &["get", "from-env"]).await,
+        "from-env\nETCDCTL_ENDPOINTS\n"
+    );
+
+    // Authentication is asked for, and witan says it does not do it (yet).
+    let stderr = fails(addr, &["--user", "root:secret", "get", "foo"]).await;
+    assert!(
+        stderr.starts_with(&format!(
+            "Error: {addr} does not do authentication (it answered: "
+        )),
+        "{stderr}"
+    );
+
     // The bench, nested, with witanctl's endpoints.
     let report = ok(
         ep,

@@ -15,6 +15,7 @@ use witan_server::restore::{restore_snapshot, snapshot_status, RestoreOptions, S
 use crate::cli::Format;
 use crate::conn::Ctx;
 use crate::error::CtlError;
+use crate::output::json::Json;
 use crate::output::{self, human, json, table::Table};
 
 /// `snapshot status` options.
