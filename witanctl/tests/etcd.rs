@@ -239,3 +239,35 @@ async fn maintenance_commands_match_etcdctl() {
     assert_eq!(ok(ep, &["alarm", "list"]).await, "");
     assert_eq!(ok(ep, &["alarm", "disarm"]).await, "");
 }
+
+/// etcd answers a LeaseKeepAlive call only with its first response: the
+/// keepalive (and every session: lock, elect) must send before waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalives_and_sessions_work_against_etcd() {
+    let Some(etcd) = start_etcd().await else {
+        return;
+    };
+    let ep = &etcd.client;
+    let granted = ok(ep, &["lease", "grant", "100"]).await;
+    let id = granted.split_whitespace().nth(1).unwrap();
+    assert_eq!(
+        ok(ep, &["lease", "keep-alive", "--once", id]).await,
+        format!("lease {id} keepalived with TTL(100)\n")
+    );
+    // etcd sends no fencing token: it is read from the lock key.
+    let out = ok(
+        ep,
+        &[
+            "lock",
+            "l1",
+            "--",
+            "sh",
+            "-c",
+            "echo $ETCD_LOCK_KEY $WITAN_FENCING_TOKEN",
+        ],
+    )
+    .await;
+    let words: Vec<&str> = out.split_whitespace().collect();
+    assert!(words[0].starts_with("l1/"), "{out}");
+    assert!(words[1].parse::<i64>().unwrap() > 0, "{out}");
+}

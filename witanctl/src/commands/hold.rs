@@ -73,18 +73,20 @@ impl Session {
 /// lease is gone.
 async fn keep_alive(conn: &Conn, id: i64, every: Duration) -> Result<(), CtlError> {
     let (tx, rx) = mpsc::channel(1);
+    // The first request goes before the call: etcd (grpc-go) sends the
+    // response headers only with the first answer, so waiting for the
+    // call before sending anything would wait forever.
+    if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+        return Ok(());
+    }
     let mut responses = conn
         .lease()
         .lease_keep_alive(ReceiverStream::new(rx))
         .await
         .map_err(|status| conn.rpc("LeaseKeepAlive", status))?
         .into_inner();
-    let mut tick = tokio::time::interval(every);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     loop {
-        tick.tick().await;
-        if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
-            return Ok(());
-        }
         match responses.next().await {
             Some(Ok(resp)) if resp.ttl > 0 => {}
             Some(Ok(_)) => return Err(CtlError::LeaseLost { id }),
@@ -95,6 +97,10 @@ async fn keep_alive(conn: &Conn, id: i64, every: Duration) -> Result<(), CtlErro
                     what: "LeaseKeepAlive",
                 })
             }
+        }
+        tick.tick().await;
+        if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+            return Ok(());
         }
     }
 }

@@ -184,22 +184,23 @@ fn time_to_live_json(resp: &LeaseTimeToLiveResponse) -> Json {
 /// renewal, until the lease is gone, Ctrl-C, or once with `--once`.
 async fn keep_alive(ctx: &Ctx, conn: &Conn, id: i64, once: bool) -> Result<(), CtlError> {
     let (tx, rx) = mpsc::channel(1);
+    // Sent before the call: etcd answers the call (headers) only with its
+    // first keepalive response.
+    if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+        return Ok(());
+    }
     let mut responses = conn
         .wait(
             "LeaseKeepAlive",
             conn.lease().lease_keep_alive(ReceiverStream::new(rx)),
         )
         .await?;
-    let mut next = tokio::time::Instant::now();
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep_until(next) => {}
+        let next = tokio::select! {
+            next = responses.next() => next,
             _ = super::hold::until_signal() => return Ok(()),
-        }
-        if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
-            return Ok(());
-        }
-        let resp: LeaseKeepAliveResponse = match responses.next().await {
+        };
+        let resp: LeaseKeepAliveResponse = match next {
             Some(Ok(resp)) => resp,
             Some(Err(status)) => return Err(conn.rpc("LeaseKeepAlive", status)),
             None => {
@@ -224,8 +225,14 @@ async fn keep_alive(ctx: &Ctx, conn: &Conn, id: i64, once: bool) -> Result<(), C
         if once {
             return Ok(());
         }
-        next = tokio::time::Instant::now()
-            + std::time::Duration::from_millis((resp.ttl as u64 * 1000 / 3).max(500));
+        let every = std::time::Duration::from_millis((resp.ttl as u64 * 1000 / 3).max(500));
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = super::hold::until_signal() => return Ok(()),
+        }
+        if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+            return Ok(());
+        }
     }
 }
 
