@@ -7,8 +7,9 @@
 //! workload, run by [`workload::run`]), `pace` and `rate` (how long and
 //! how fast), `stats` (HDR histograms per operation), `report` (a run's
 //! results, as a table or a JSON line), `compare` (two servers' reports
-//! side by side), `conn` (connections and timed calls), `keys` (key
-//! layout), `progress` (the bar on stderr), `table` (text tables).
+//! side by side), `run` (one run, as the binary and `witanctl bench`
+//! make it), `conn` (connections and timed calls), `keys` (key layout),
+//! `progress` (the bar on stderr), `table` (text tables).
 //! A failed operation during a run is counted, never fatal; only setup
 //! failures end a run ([`error::BenchError`]).
 
@@ -21,6 +22,7 @@ pub mod pace;
 pub mod progress;
 pub mod rate;
 pub mod report;
+pub mod run;
 pub mod stats;
 pub mod table;
 pub mod workload;
