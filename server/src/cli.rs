@@ -35,8 +35,12 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wait_for_signal().await;
-    info!("shutting down");
+    tokio::select! {
+        () = wait_for_signal() => info!("shutting down"),
+        // A member removed from the cluster stops serving by itself; the
+        // process exits as etcd's does, instead of idling.
+        () = node.wait_stopped() => info!("removed from the cluster: shutting down"),
+    }
     node.shutdown().await;
     ExitCode::SUCCESS
 }
