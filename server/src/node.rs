@@ -20,8 +20,10 @@ use witan_proto::raftpb::fault_injection_server::FaultInjectionServer;
 use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
 
 use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
+use crate::compaction::AutoCompactor;
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
+use crate::quota::{quota_bytes, QuotaChecker};
 use crate::raft::network::NetworkFactory;
 use crate::raft::peers::{Faults, Peers, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::proposer::Proposer;
@@ -77,6 +79,9 @@ pub struct Node {
     client_addrs: Vec<SocketAddr>,
     peer_addrs: Vec<SocketAddr>,
     local_core: LocalCore,
+    // Maintenance tasks (see `quota` and `compaction`).
+    quota: QuotaChecker,
+    compactor: Option<AutoCompactor>,
 }
 
 impl Node {
@@ -96,6 +101,9 @@ impl Node {
 
         let (log_store, state_machine) = storage::open(&config.data_dir).await?;
         let state = state_machine.reader();
+        // Maintenance (sizes, hashes, defragment, snapshot copies) keeps
+        // handles on both stores before raft owns them.
+        let storage_maintenance = storage::StorageMaintenance::new(&log_store, &state_machine);
         let raft_config = openraft::Config {
             cluster_name: config.initial_cluster_token.clone(),
             heartbeat_interval: config.heartbeat_interval,
@@ -116,6 +124,9 @@ impl Node {
         }
         .validate()
         .map_err(|e| StartError::RaftConfig(Box::new(e)))?;
+        // Followers refuse to vote while their leader lease (openraft's
+        // `election_timeout_max`) runs: MoveLeader waits it out.
+        let leader_lease = Duration::from_millis(raft_config.election_timeout_max);
         let faults = Faults::default();
         let peers = Peers::new(id, faults.clone());
         let raft = Raft::new(
@@ -133,7 +144,7 @@ impl Node {
         }
 
         let proposer = Proposer::start(raft.clone(), id, peers.clone(), config.request_timeout);
-        let read_index = ReadIndex::start(raft.clone(), id, peers, config.request_timeout);
+        let read_index = ReadIndex::start(raft.clone(), id, peers.clone(), config.request_timeout);
         let header = HeaderSource::new(config.cluster_id(), id, raft.metrics());
         let limits = KvLimits {
             max_request_bytes: config.max_request_bytes,
@@ -156,6 +167,26 @@ impl Node {
                 tick_interval: config.lease_tick_interval,
                 request_timeout: config.request_timeout,
             },
+        );
+
+        // Maintenance tasks: the space quota (every member) and
+        // auto-compaction (on the leader).
+        let quota = QuotaChecker::start(
+            id,
+            quota_bytes(config.quota_backend_bytes),
+            proposer.clone(),
+            state.clone(),
+            storage_maintenance.clone(),
+            config.request_timeout,
+        );
+        let compactor = AutoCompactor::start(
+            id,
+            config.auto_compaction()?,
+            config.auto_compaction_interval,
+            raft.metrics(),
+            proposer.clone(),
+            state.clone(),
+            config.request_timeout,
         );
 
         let (stop, stopped) = watch::channel(false);
@@ -189,10 +220,14 @@ impl Node {
                 .add_service(LeaseServer::from_arc(leases.clone()))
                 .add_service(api::ClusterNotImplemented)
                 .add_service(MaintenanceServer::new(api::MaintenanceService::new(
-                    raft.metrics(),
-                    state.clone(),
-                    header.clone(),
-                    config.data_dir.clone(),
+                    api::MaintenanceParts {
+                        core: core.clone(),
+                        raft: raft.clone(),
+                        peers: peers.clone(),
+                        member_id: id,
+                        storage: storage_maintenance.clone(),
+                        leader_lease,
+                    },
                 )))
                 .add_service(api::AuthNotImplemented)
                 .add_service(api::lock_server(api::LockService::new(
@@ -244,6 +279,8 @@ impl Node {
             client_addrs,
             peer_addrs,
             local_core,
+            quota,
+            compactor,
         })
     }
 
@@ -277,6 +314,10 @@ impl Node {
         let _ = self.stop.send(true);
         while self.servers.join_next().await.is_some() {}
         self.lessor.stop().await;
+        self.quota.stop().await;
+        if let Some(compactor) = self.compactor {
+            compactor.stop().await;
+        }
         if let Err(err) = self.raft.shutdown().await {
             warn!(%err, "raft did not shut down cleanly");
         }

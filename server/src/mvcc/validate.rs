@@ -40,6 +40,15 @@ pub enum RequestError {
     EmptyOp,
 }
 
+/// Refuses a write that grows the store while the NOSPACE alarm is active
+/// in `state` (etcd's quota check at the API edge; apply checks again).
+pub fn check_space(state: &super::KvState) -> Result<(), super::MvccError> {
+    if state.alarms().no_space() {
+        return Err(super::MvccError::NoSpace);
+    }
+    Ok(())
+}
+
 /// Checks a Range request.
 pub fn validate_range(req: &RangeRequest) -> Result<(), RequestError> {
     if req.key.is_empty() {

@@ -15,3 +15,4 @@ pub mod peers;
 pub mod proposer;
 pub mod read_index;
 pub mod service;
+pub mod transfer;

@@ -170,6 +170,15 @@ impl RaftTransport for TransportService {
             result: Some(result),
         }))
     }
+
+    async fn timeout_now(
+        &self,
+        request: Request<raftpb::TimeoutNowRequest>,
+    ) -> Result<Response<raftpb::TimeoutNowResponse>, Status> {
+        self.admit(&request).await?;
+        let accepted = super::transfer::campaign_later(&self.raft, request.get_ref());
+        Ok(Response::new(raftpb::TimeoutNowResponse { accepted }))
+    }
 }
 
 /// Test-only fault injection (`--unsafe-fault-injection`).
