@@ -464,6 +464,33 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_flags_are_etcds() {
+        use crate::compaction::Retention;
+        let c = Config::defaults();
+        assert_eq!(c.quota_backend_bytes, 0);
+        assert_eq!(c.auto_compaction(), Ok(Retention::Off));
+        let c = config(&[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1000",
+        ]);
+        assert_eq!(c.auto_compaction(), Ok(Retention::Revisions(1000)));
+        let c = config(&["--auto-compaction-retention", "1h"]);
+        assert_eq!(
+            c.auto_compaction(),
+            Ok(Retention::Period(Duration::from_secs(3600)))
+        );
+        let c = config(&[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1h",
+        ]);
+        assert!(matches!(c.validate(), Err(ConfigError::Retention(_))));
+    }
+
+    #[test]
     fn durations_use_humantime() {
         let c = config(&["--request-timeout", "250ms"]);
         assert_eq!(c.request_timeout, Duration::from_millis(250));

@@ -273,12 +273,13 @@ async fn defragment_while_clients_read_and_write() -> Result<()> {
     init_tracing();
     let cluster = Cluster::start(NODE, ClusterOptions::default()).await?;
     let mut client = cluster.client(0).await?;
-    // Garbage to return: many values, deleted and compacted away.
+    // Garbage to return: 8 MiB of values, deleted and compacted away.
     let value = vec![b'g'; 4096];
-    for i in 0..400 {
-        client
-            .put(format!("garbage/{i}"), value.clone(), None)
-            .await?;
+    for batch in 0..32 {
+        let puts: Vec<TxnOp> = (0..64)
+            .map(|i| TxnOp::put(format!("garbage/{batch}/{i}"), value.clone(), None))
+            .collect();
+        client.txn(Txn::new().and_then(puts)).await?;
     }
     let deleted = client
         .delete(
@@ -314,9 +315,10 @@ async fn defragment_while_clients_read_and_write() -> Result<()> {
     }
     for round in 0..3 {
         for i in 0..cluster.size() {
+            let started = Instant::now();
             cluster.client(i).await?.defragment().await?;
+            tracing::info!(round, member = i, took = ?started.elapsed(), "defragmented");
         }
-        tracing::info!(round, "defragmented every member");
     }
     stop.store(true, Ordering::Relaxed);
     let mut requests = 0;

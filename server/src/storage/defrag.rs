@@ -67,10 +67,12 @@ pub(crate) async fn vacuum_step(
     })
 }
 
-/// Copies the WAL back into the file and truncates it, when no reader
-/// needs it (a busy checkpoint is not an error: it is retried next time).
+/// Copies what it can of the WAL back into the file. PASSIVE: it never
+/// waits for readers (RESTART / TRUNCATE would, holding up the writer and so
+/// every write for as long as a long read runs); the WAL file is reused,
+/// not shrunk, and is not part of the reported sizes.
 pub(crate) async fn checkpoint(conn: &mut SqliteConnection) -> Result<(), DbError> {
-    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+    let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(&mut *conn)
         .await?;
     if busy != 0 {

@@ -145,17 +145,24 @@ impl StorageMaintenance {
         let _one = self.defragmenting.lock().await;
         let before = self.sizes().await?;
         let mut steps = 0;
+        let mut last = i64::MAX;
         loop {
             steps += 1;
-            if self.state_vacuum.step(STEP_PAGES).await?.free_pages <= 0 {
+            let free = self.state_vacuum.step(STEP_PAGES).await?.free_pages;
+            // Done, or no progress (writes freeing pages as fast): stop.
+            if free <= 0 || free >= last {
                 break;
             }
+            last = free;
         }
+        let mut last = i64::MAX;
         loop {
             steps += 1;
-            if self.log_vacuum.step(STEP_PAGES).await?.free_pages <= 0 {
+            let free = self.log_vacuum.step(STEP_PAGES).await?.free_pages;
+            if free <= 0 || free >= last {
                 break;
             }
+            last = free;
         }
         self.state_vacuum.step(0).await?;
         self.log_vacuum.step(0).await?;
