@@ -516,8 +516,30 @@ async fn move_leader_to_a_chosen_member() -> Result<()> {
     );
 
     client.put("before", "1", None).await?;
+    // A lease makes the leader tick the lease clock (a write every 250 ms),
+    // and a client keeps writing: the transfer holds writes, which then
+    // reach the new leader; none fails.
+    client.lease_grant(60, None).await?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writer_client = cluster.client(other).await?;
+    let writer = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                writer_client.put("during", format!("{n}"), None).await?;
+                n += 1;
+            }
+            Ok::<_, etcd_client::Error>(n)
+        })
+    };
     client.move_leader(cluster.id(target)).await?;
     assert_eq!(cluster.leader(Duration::from_secs(10)).await?, target);
+    stop.store(true, Ordering::Relaxed);
+    let writes = writer
+        .await?
+        .context("a write failed across the transfer")?;
+    assert!(writes > 0);
     // The cluster serves writes under its new leader, through any member.
     let mut c = cluster.client(leader).await?;
     c.put("after", "2", None).await?;

@@ -4,8 +4,10 @@
 //! 1. On the leader only: the target must be a voter of the current
 //!    membership (else "bad leader transferee"), and is given until the
 //!    deadline to match the leader's last log index.
-//! 2. The leader stops sending heartbeats (`runtime_config().heartbeat`),
-//!    so the leader lease the other members granted it runs out within
+//! 2. The leader stops sending heartbeats (`runtime_config().heartbeat`)
+//!    and holds its writes (`Writer::hold_writes`: they retry, and reach the
+//!    new leader once it is elected; the lessor skips its ticks), so the
+//!    leader lease the other members granted it runs out within
 //!    `leader_lease` (openraft's `election_timeout_max`).
 //! 3. It asks the target over the peer transport (`TimeoutNow`) to campaign
 //!    once that lease has run out; the target then calls
@@ -13,15 +15,16 @@
 //!    `election_timeout_min` or more after the lease, so the target, with
 //!    the longest log, normally wins first.
 //! 4. The leader waits until the target leads, then turns its heartbeats
-//!    back on (always: also on failure or timeout, from a task that runs to
-//!    completion even if the client goes away).
+//!    back on and releases its writes (always: also on failure or timeout,
+//!    from a task that runs to completion even if the client goes away).
 //!
-//! Limits: any write replicated during the wait renews the lease on the
-//! followers, so under continuous writes the target's election is refused
-//! and the transfer ends in a timeout (the cluster then elects whoever
-//! wins, as after a leader failure). Writes pause for about one leader
-//! lease either way, as etcd's own transfer pauses them.
+//! Limits: writes pause for about one leader lease, as etcd's own transfer
+//! pauses them. An append already under way when writes are held still
+//! renews the followers' lease; if that makes them refuse the target's
+//! votes, the transfer ends in a timeout and the cluster elects whoever
+//! wins, as after a leader failure.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -30,10 +33,14 @@ use witan_proto::raftpb::TimeoutNowRequest;
 
 use super::leader::{leader_view, wait_for_change, LeaderView};
 use super::peers::Peers;
+use super::proposer::Writer;
 use super::{NodeId, Raft};
 
-/// Extra wait past the leader lease before the target campaigns.
-const MARGIN: Duration = Duration::from_millis(20);
+/// Extra wait past the leader lease before the target campaigns, as a
+/// share of the lease: room for a last append still in flight, well inside
+/// the quarter election timeout (a third of the lease) before the other
+/// followers campaign on their own.
+const MARGIN_DIVISOR: u32 = 6;
 
 /// Why a transfer did not happen.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -57,19 +64,29 @@ pub enum TransferError {
 /// turned back on whatever happens to the caller.
 pub async fn transfer_leadership(
     raft: Raft,
+    writer: Arc<Writer>,
     me: NodeId,
     peers: Peers,
     target: NodeId,
     leader_lease: Duration,
     deadline: Instant,
 ) -> Result<(), TransferError> {
-    tokio::spawn(transfer(raft, me, peers, target, leader_lease, deadline))
-        .await
-        .map_err(|_| TransferError::Stopped)?
+    tokio::spawn(transfer(
+        raft,
+        writer,
+        me,
+        peers,
+        target,
+        leader_lease,
+        deadline,
+    ))
+    .await
+    .map_err(|_| TransferError::Stopped)?
 }
 
 async fn transfer(
     raft: Raft,
+    writer: Arc<Writer>,
     me: NodeId,
     peers: Peers,
     target: NodeId,
@@ -97,14 +114,18 @@ async fn transfer(
     };
     wait_caught_up(&raft, target, deadline).await?;
 
-    info!(target, "leader transfer: stopping heartbeats");
+    info!(
+        target,
+        "leader transfer: stopping heartbeats and holding writes"
+    );
     raft.runtime_config().heartbeat(false);
+    writer.hold_writes(true);
     let result = async {
         let mut client = peers.client(target, &member).map_err(|e| {
             warn!(target, error = %e, "leader transfer: cannot reach the target");
             TransferError::Timeout
         })?;
-        let wait = leader_lease + MARGIN;
+        let wait = leader_lease + leader_lease / MARGIN_DIVISOR;
         let request = TimeoutNowRequest {
             leader_id: me,
             term,
@@ -123,6 +144,7 @@ async fn transfer(
         wait_leader(&raft, target, deadline).await
     }
     .await;
+    writer.hold_writes(false);
     raft.runtime_config().heartbeat(true);
     match &result {
         Ok(()) => info!(target, "leader transfer done"),

@@ -14,6 +14,7 @@ pub(super) async fn move_leader(
 ) -> Result<MoveLeaderResponse, ApiError> {
     transfer_leadership(
         parts.raft.clone(),
+        parts.core.proposer.writer().clone(),
         parts.member_id,
         parts.peers.clone(),
         target,
