@@ -121,7 +121,7 @@ impl KvService {
                 None => return Err(ApiError::UnexpectedResponse("empty txn response")),
             }
         } else {
-            mvcc::check_space(&self.core.state.current().kv)?;
+            mvcc::check_txn_space(&self.core.state.current().kv, &request)?;
             self.core.write(Op::Txn(request)).await?
         };
         match applied {

@@ -69,27 +69,28 @@ pub(super) async fn apply<H: History>(
 }
 
 /// Whether a command is one etcd refuses while NOSPACE is active: a Put, a
-/// Txn that writes, a LeaseGrant. Deletes, revokes, compaction and the
-/// lease clock still run, so space can be freed.
+/// Txn that puts, a LeaseGrant. Deletes (also in a txn), revokes,
+/// compaction and the lease clock still run, so space can be freed.
 pub(crate) fn grows_store(cmd: &Command) -> bool {
     match &cmd.op {
         Some(Op::Put(_)) | Some(Op::LeaseGrant(_)) => true,
-        Some(Op::Txn(txn)) => txn_writes(txn),
+        Some(Op::Txn(txn)) => txn_puts(txn),
         _ => false,
     }
 }
 
-/// Whether a txn has a Put, DeleteRange or nested writing txn in either
-/// branch (etcd caps every txn that is not read-only).
-fn txn_writes(txn: &witan_proto::etcdserverpb::TxnRequest) -> bool {
+/// Whether a txn has a Put in either branch, nested txns included (etcd
+/// caps a txn whose puts cost space; it does not look into nested txns,
+/// which would let a nested put through).
+pub fn txn_puts(txn: &witan_proto::etcdserverpb::TxnRequest) -> bool {
     use witan_proto::etcdserverpb::request_op::Request;
     txn.success
         .iter()
         .chain(&txn.failure)
         .any(|op| match &op.request {
-            Some(Request::RequestPut(_)) | Some(Request::RequestDeleteRange(_)) => true,
-            Some(Request::RequestTxn(nested)) => txn_writes(nested),
-            Some(Request::RequestRange(_)) | None => false,
+            Some(Request::RequestPut(_)) => true,
+            Some(Request::RequestTxn(nested)) => txn_puts(nested),
+            Some(Request::RequestDeleteRange(_)) | Some(Request::RequestRange(_)) | None => false,
         })
 }
 

@@ -51,8 +51,8 @@ pub use key_range::KeyRange;
 pub use leases::{Lease, LeaseInfo, LeaseTable};
 pub use state::KvState;
 pub use validate::{
-    check_space, validate_delete_range, validate_put, validate_range, validate_txn, RequestError,
-    DEFAULT_MAX_TXN_OPS,
+    check_space, check_txn_space, validate_delete_range, validate_put, validate_range,
+    validate_txn, RequestError, DEFAULT_MAX_TXN_OPS,
 };
 
 use std::future::Future;

@@ -2,8 +2,8 @@
 
 use witan_proto::etcdserverpb::alarm_request::AlarmAction;
 use witan_proto::etcdserverpb::{
-    request_op, AlarmRequest, AlarmType, DeleteRangeRequest, LeaseGrantRequest, RangeRequest,
-    RequestOp, TxnRequest,
+    request_op, AlarmRequest, AlarmType, DeleteRangeRequest, LeaseGrantRequest, PutRequest,
+    RangeRequest, RequestOp, TxnRequest,
 };
 use witan_proto::raftpb::apply_error::Kind;
 use witan_proto::raftpb::command::Op;
@@ -53,12 +53,21 @@ async fn nospace_refuses_growth_and_allows_freeing_space() {
 
     let refused = [
         put("c", "3"),
-        txn_of(request_op::Request::RequestDeleteRange(
-            DeleteRangeRequest {
-                key: b"a".to_vec(),
-                ..DeleteRangeRequest::default()
-            },
-        )),
+        // A put in a nested txn of the failure branch still grows the store.
+        txn(TxnRequest {
+            failure: vec![RequestOp {
+                request: Some(request_op::Request::RequestTxn(TxnRequest {
+                    success: vec![RequestOp {
+                        request: Some(request_op::Request::RequestPut(PutRequest {
+                            key: b"c".to_vec(),
+                            ..PutRequest::default()
+                        })),
+                    }],
+                    ..TxnRequest::default()
+                })),
+            }],
+            ..TxnRequest::default()
+        }),
         Command {
             op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 1 })),
         },
@@ -69,12 +78,19 @@ async fn nospace_refuses_growth_and_allows_freeing_space() {
     }
     assert_eq!(store.state.revision(), revision, "nothing written");
 
-    // Reads, deletes and compaction still go through.
+    // Reads, deletes (also in a txn) and compaction still go through.
     let read = txn_of(request_op::Request::RequestRange(RangeRequest {
         key: b"a".to_vec(),
         ..RangeRequest::default()
     }));
     assert_eq!(rejection(&store.apply(read).await), None);
+    let txn_delete = txn_of(request_op::Request::RequestDeleteRange(
+        DeleteRangeRequest {
+            key: b"b".to_vec(),
+            ..DeleteRangeRequest::default()
+        },
+    ));
+    assert_eq!(rejection(&store.apply(txn_delete).await), None);
     assert_eq!(rejection(&store.apply(delete("a", "", false)).await), None);
     assert_eq!(rejection(&store.apply(compact(revision)).await), None);
 
