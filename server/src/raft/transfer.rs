@@ -13,7 +13,8 @@
 //!    once that lease has run out; the target then calls
 //!    `trigger().elect()`. Followers campaign on their own only a random
 //!    `election_timeout_min` or more after the lease, so the target, with
-//!    the longest log, normally wins first.
+//!    the longest log, normally wins first (the crash detector stays out of
+//!    it: the leader's peer port stays open).
 //! 4. The leader waits until the target leads, then turns its heartbeats
 //!    back on and releases its writes (always: also on failure or timeout,
 //!    from a task that runs to completion even if the client goes away).
@@ -38,8 +39,8 @@ use super::{NodeId, Raft};
 
 /// Extra wait past the leader lease before the target campaigns, as a
 /// share of the lease: room for a last append still in flight, well inside
-/// the quarter election timeout (a third of the lease) before the other
-/// followers campaign on their own.
+/// the shortest random election timeout (`election_timeout_min`, 2/3 of
+/// the lease) after which the other followers campaign on their own.
 const MARGIN_DIVISOR: u32 = 6;
 
 /// Why a transfer did not happen.
@@ -113,6 +114,9 @@ async fn transfer(
         (member, m.current_term)
     };
     wait_caught_up(&raft, target, deadline).await?;
+    if leader_view(&metrics, me) != LeaderView::Me || metrics.borrow().current_term != term {
+        return Err(TransferError::NotLeader);
+    }
 
     info!(
         target,
