@@ -165,4 +165,42 @@ mod tests {
         assert_eq!(after.size, after.in_use);
         assert!(after.size < full.size / 10, "{after:?}");
     }
+
+    #[tokio::test]
+    async fn an_older_file_switches_to_incremental_once() {
+        use sqlx::{ConnectOptions, Connection};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        // A file created without incremental auto-vacuum, as before.
+        let mut old = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (v BLOB)")
+            .execute(&mut old)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (zeroblob(100000))")
+            .execute(&mut old)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM t")
+            .execute(&mut old)
+            .await
+            .unwrap();
+        old.close().await.unwrap();
+
+        let mut conn = open_writer(&path, Durability::Normal).await.unwrap();
+        let first = vacuum_step(&mut conn, 8).await.unwrap();
+        assert!(first.full_vacuum);
+        assert_eq!(first.free_pages, 0);
+        let mode: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(mode, INCREMENTAL);
+        assert!(!vacuum_step(&mut conn, 8).await.unwrap().full_vacuum);
+    }
 }
