@@ -176,6 +176,7 @@ impl Node {
         // auto-compaction (on the leader).
         let quota = QuotaChecker::start(
             id,
+            raft.metrics(),
             quota_bytes(config.quota_backend_bytes),
             proposer.clone(),
             state.clone(),

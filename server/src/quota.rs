@@ -6,7 +6,9 @@
 //! once).
 //!
 //! Each member checks its own database (only it can measure it) and
-//! proposes the change of its own alarm through raft, as etcd does; while
+//! proposes the change of its own alarm through raft, as etcd does; the
+//! leader also clears the alarms of members that left the cluster (nobody
+//! else would: they would refuse writes forever). While
 //! any member's NOSPACE is active the whole cluster refuses writes that
 //! grow the store (`mvcc::check_space` at the API edge, and on apply).
 //! The quota covers `state.db` (keys, history, leases: etcd's backend
@@ -16,16 +18,18 @@
 //! Between two checks a member may exceed its quota by what is written in
 //! one check interval (etcd instead checks each request's size).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::{debug, info, warn, Instrument};
 use witan_proto::etcdserverpb::alarm_request::AlarmAction;
-use witan_proto::etcdserverpb::{AlarmRequest, AlarmType};
+use witan_proto::etcdserverpb::{AlarmMember, AlarmRequest, AlarmType};
 use witan_proto::raftpb::command::Op;
 use witan_proto::raftpb::Command;
 
+use crate::raft::leader::{leader_view, LeaderView, Metrics};
 use crate::raft::proposer::Proposer;
 use crate::raft::NodeId;
 use crate::storage::{StateReader, StorageMaintenance};
@@ -54,6 +58,7 @@ impl QuotaChecker {
     /// Starts checking member `me`'s database against `quota` bytes.
     pub fn start(
         me: NodeId,
+        metrics: Metrics,
         quota: u64,
         proposer: Proposer,
         state: StateReader,
@@ -64,6 +69,7 @@ impl QuotaChecker {
         let task = tokio::spawn(
             run(
                 me,
+                metrics,
                 quota,
                 proposer,
                 state,
@@ -92,8 +98,19 @@ fn decide(in_use: u64, quota: u64, active: bool) -> Option<AlarmAction> {
     }
 }
 
+/// The alarms of members that are not in the cluster any more.
+fn departed(alarms: &[AlarmMember], members: &BTreeSet<NodeId>) -> Vec<AlarmMember> {
+    alarms
+        .iter()
+        .filter(|a| !members.contains(&a.member_id))
+        .cloned()
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run(
     me: NodeId,
+    metrics: Metrics,
     quota: u64,
     proposer: Proposer,
     state: StateReader,
@@ -113,39 +130,57 @@ async fn run(
                 continue;
             }
         };
-        let active = state
-            .current()
-            .kv
-            .alarms()
-            .is_active(me, AlarmType::Nospace);
-        let Some(action) = decide(in_use, quota, active) else {
-            continue;
-        };
-        match action {
-            AlarmAction::Activate => {
-                warn!(
+        let alarms = state.current().kv.alarms().clone();
+        let active = alarms.is_active(me, AlarmType::Nospace);
+        if let Some(action) = decide(in_use, quota, active) {
+            match action {
+                AlarmAction::Activate => {
+                    warn!(
+                        in_use,
+                        quota, "database space quota reached: raising NOSPACE"
+                    )
+                }
+                _ => info!(
                     in_use,
-                    quota, "database space quota reached: raising NOSPACE"
-                )
+                    quota, "database back below its quota: clearing NOSPACE"
+                ),
             }
-            _ => info!(
-                in_use,
-                quota, "database back below its quota: clearing NOSPACE"
-            ),
-        }
-        let command = Command {
-            op: Some(Op::Alarm(AlarmRequest {
-                action: action as i32,
+            let alarm = AlarmMember {
                 member_id: me,
                 alarm: AlarmType::Nospace as i32,
-            })),
-        };
-        if let Err(e) = proposer
-            .propose(command, Instant::now() + request_timeout)
-            .await
-        {
-            warn!(error = %e, "cannot propose the alarm change; retrying");
+            };
+            propose(&proposer, action, alarm, request_timeout).await;
         }
+        if alarms.is_empty() || leader_view(&metrics, me) != LeaderView::Me {
+            continue;
+        }
+        let members: BTreeSet<NodeId> = metrics
+            .borrow()
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        for alarm in departed(&alarms.list(AlarmType::None as i32), &members) {
+            info!(
+                member = alarm.member_id,
+                "clearing the alarm of a member that left"
+            );
+            propose(&proposer, AlarmAction::Deactivate, alarm, request_timeout).await;
+        }
+    }
+}
+
+async fn propose(proposer: &Proposer, action: AlarmAction, alarm: AlarmMember, timeout: Duration) {
+    let command = Command {
+        op: Some(Op::Alarm(AlarmRequest {
+            action: action as i32,
+            member_id: alarm.member_id,
+            alarm: alarm.alarm,
+        })),
+    };
+    if let Err(e) = proposer.propose(command, Instant::now() + timeout).await {
+        warn!(error = %e, "cannot propose the alarm change; retrying");
     }
 }
 
@@ -159,6 +194,17 @@ mod tests {
         assert_eq!(decide(100, 100, true), None);
         assert_eq!(decide(99, 100, true), Some(AlarmAction::Deactivate));
         assert_eq!(decide(99, 100, false), None);
+    }
+
+    #[test]
+    fn alarms_of_departed_members_are_found() {
+        let alarm = |member_id| AlarmMember {
+            member_id,
+            alarm: AlarmType::Nospace as i32,
+        };
+        let members = BTreeSet::from([1, 2]);
+        assert_eq!(departed(&[alarm(1), alarm(3)], &members), vec![alarm(3)]);
+        assert!(departed(&[alarm(2)], &members).is_empty());
     }
 
     #[test]

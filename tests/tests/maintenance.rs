@@ -263,6 +263,27 @@ async fn nospace_alarm_refuses_writes_until_space_is_freed() -> Result<()> {
     }
     client.put("small", "v", None).await?;
     client.lease_grant(60, None).await?;
+
+    // An alarm of a member that is not in the cluster (one removed, say):
+    // nobody could clear it from below the quota, so the leader does.
+    let mut stranger = etcd_client::AlarmOptions::new();
+    stranger.with_member(42);
+    client
+        .alarm(AlarmAction::Activate, AlarmType::Nospace, Some(stranger))
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .alarm(AlarmAction::Get, AlarmType::None, None)
+        .await?
+        .alarms()
+        .is_empty()
+    {
+        if Instant::now() >= deadline {
+            bail!("the alarm of a member that is not in the cluster stays");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client.put("small", "w", None).await?;
     Ok(())
 }
 
