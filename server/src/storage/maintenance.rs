@@ -76,8 +76,11 @@ impl StateCopy {
 
 impl Drop for StateCopy {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_file(&self.path) {
-            tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a state copy");
+        match std::fs::remove_file(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a state copy");
+            }
+            _ => {}
         }
     }
 }
