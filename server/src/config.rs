@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use crate::compaction::{AutoCompactionMode, Retention, RetentionError};
 use crate::raft::NodeId;
 
 /// Whether a member starts a new cluster or joins an existing one.
@@ -157,6 +158,35 @@ pub struct Config {
     )]
     pub watch_progress_notify_interval: Duration,
 
+    // --- Maintenance: space quota and auto-compaction (etcd's flags; see
+    // `quota` and `compaction`). ---
+    /// Space quota of the state database in bytes: once its pages in use
+    /// reach it, the NOSPACE alarm refuses writes that grow the store until
+    /// space is freed (then it clears itself). 0 means etcd's default, 2 GiB.
+    #[arg(long, env = "WITAN_QUOTA_BACKEND_BYTES", default_value_t = 0)]
+    pub quota_backend_bytes: i64,
+
+    /// Auto-compaction mode: `periodic` (keep a span of time) or `revision`
+    /// (keep a number of revisions).
+    #[arg(
+        long,
+        env = "WITAN_AUTO_COMPACTION_MODE",
+        value_enum,
+        default_value = "periodic"
+    )]
+    pub auto_compaction_mode: AutoCompactionMode,
+
+    /// Auto-compaction retention: periodic mode, a duration ("30m") or a
+    /// number of hours; revision mode, a number of revisions. 0 disables.
+    #[arg(long, env = "WITAN_AUTO_COMPACTION_RETENTION", default_value = "0")]
+    pub auto_compaction_retention: String,
+
+    /// How often auto-compaction runs (witan's own flag; default: a tenth
+    /// of the retention in periodic mode, 5 minutes in revision mode, as
+    /// etcd).
+    #[arg(long, env = "WITAN_AUTO_COMPACTION_INTERVAL", value_parser = humantime::parse_duration)]
+    pub auto_compaction_interval: Option<Duration>,
+
     /// Serve the test-only fault-injection service on the peer port (lets a
     /// test cut this member's links). Never enable in production.
     #[arg(long, env = "WITAN_UNSAFE_FAULT_INJECTION", hide = true)]
@@ -175,6 +205,9 @@ pub struct Config {
 /// A configuration that cannot work.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
+    /// `--auto-compaction-retention` does not fit `--auto-compaction-mode`.
+    #[error(transparent)]
+    Retention(#[from] RetentionError),
     /// A URL is not of the form `http://host:port`.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
@@ -247,6 +280,7 @@ impl Config {
                 election: self.election_timeout,
             });
         }
+        self.auto_compaction()?;
         let members = self.initial_members()?;
         if !members.contains_key(&self.name) {
             return Err(ConfigError::NameNotInCluster(self.name.clone()));
@@ -293,6 +327,14 @@ impl Config {
             return Err(ConfigError::Empty("--initial-cluster"));
         }
         Ok(members)
+    }
+
+    /// What auto-compaction keeps (from its mode and retention flags).
+    pub fn auto_compaction(&self) -> Result<Retention, ConfigError> {
+        Ok(Retention::parse(
+            self.auto_compaction_mode,
+            &self.auto_compaction_retention,
+        )?)
     }
 
     /// This member's id.
@@ -426,6 +468,33 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::InvalidUrl { .. })));
         let c = config(&["--heartbeat-interval", "500", "--election-timeout", "1000"]);
         assert!(matches!(c.validate(), Err(ConfigError::Timing { .. })));
+    }
+
+    #[test]
+    fn maintenance_flags_are_etcds() {
+        use crate::compaction::Retention;
+        let c = Config::defaults();
+        assert_eq!(c.quota_backend_bytes, 0);
+        assert_eq!(c.auto_compaction(), Ok(Retention::Off));
+        let c = config(&[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1000",
+        ]);
+        assert_eq!(c.auto_compaction(), Ok(Retention::Revisions(1000)));
+        let c = config(&["--auto-compaction-retention", "1h"]);
+        assert_eq!(
+            c.auto_compaction(),
+            Ok(Retention::Period(Duration::from_secs(3600)))
+        );
+        let c = config(&[
+            "--auto-compaction-mode",
+            "revision",
+            "--auto-compaction-retention",
+            "1h",
+        ]);
+        assert!(matches!(c.validate(), Err(ConfigError::Retention(_))));
     }
 
     #[test]

@@ -9,11 +9,14 @@
 
 pub mod api;
 pub mod cli;
+pub mod compaction;
 pub mod config;
 pub mod lease;
 pub mod mvcc;
 pub mod node;
+pub mod quota;
 pub mod raft;
 pub mod recipes;
+pub mod restore;
 pub mod storage;
 pub mod watch;

@@ -20,8 +20,10 @@ use witan_proto::raftpb::fault_injection_server::FaultInjectionServer;
 use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
 
 use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
+use crate::compaction::AutoCompactor;
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
+use crate::quota::{quota_bytes, QuotaChecker};
 use crate::raft::crash_detector::{self, DetectorTiming, LeaderContact};
 use crate::raft::member_tasks::{self, MemberSettings};
 use crate::raft::membership::MemberAdmin;
@@ -83,6 +85,9 @@ pub struct Node {
     client_addrs: Vec<SocketAddr>,
     peer_addrs: Vec<SocketAddr>,
     local_core: LocalCore,
+    // Maintenance tasks (see `quota` and `compaction`).
+    quota: QuotaChecker,
+    compactor: Option<AutoCompactor>,
 }
 
 impl Node {
@@ -103,6 +108,9 @@ impl Node {
 
         let (log_store, state_machine) = storage::open(&config.data_dir).await?;
         let state = state_machine.reader();
+        // Maintenance (sizes, hashes, defragment, snapshot copies) keeps
+        // handles on both stores before raft owns them.
+        let storage_maintenance = storage::StorageMaintenance::new(&log_store, &state_machine);
         let raft_config = openraft::Config {
             cluster_name: config.initial_cluster_token.clone(),
             heartbeat_interval: config.heartbeat_interval,
@@ -170,6 +178,27 @@ impl Node {
             },
         );
 
+        // Maintenance tasks: the space quota (every member) and
+        // auto-compaction (on the leader).
+        let quota = QuotaChecker::start(
+            id,
+            raft.metrics(),
+            quota_bytes(config.quota_backend_bytes),
+            proposer.clone(),
+            state.clone(),
+            storage_maintenance.clone(),
+            config.request_timeout,
+        );
+        let compactor = AutoCompactor::start(
+            id,
+            config.auto_compaction()?,
+            config.auto_compaction_interval,
+            raft.metrics(),
+            proposer.clone(),
+            state.clone(),
+            config.request_timeout,
+        );
+
         let (stop, stopped) = watch::channel(false);
         // Membership: the Cluster service, peer calls, and the member tasks
         // (publish, promotion, removal; see raft::member_tasks).
@@ -225,10 +254,14 @@ impl Node {
                     members.clone(),
                 )))
                 .add_service(MaintenanceServer::new(api::MaintenanceService::new(
-                    raft.metrics(),
-                    state.clone(),
-                    header.clone(),
-                    config.data_dir.clone(),
+                    api::MaintenanceParts {
+                        core: core.clone(),
+                        raft: raft.clone(),
+                        peers: peers.clone(),
+                        member_id: id,
+                        storage: storage_maintenance.clone(),
+                        leader_lease,
+                    },
                 )))
                 .add_service(api::AuthNotImplemented)
                 .add_service(api::lock_server(api::LockService::new(
@@ -293,6 +326,8 @@ impl Node {
             client_addrs,
             peer_addrs,
             local_core,
+            quota,
+            compactor,
         })
     }
 
@@ -332,6 +367,10 @@ impl Node {
         let _ = self.stop.send(true);
         while self.servers.join_next().await.is_some() {}
         self.lessor.stop().await;
+        self.quota.stop().await;
+        if let Some(compactor) = self.compactor {
+            compactor.stop().await;
+        }
         if let Err(err) = self.raft.shutdown().await {
             warn!(%err, "raft did not shut down cleanly");
         }

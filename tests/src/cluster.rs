@@ -133,6 +133,71 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Lays a cluster out like [`Cluster::start`] (names, free ports, data
+    /// dirs) without starting it, so a test can fill the data dirs first
+    /// (a restore from a snapshot); [`Cluster::launch`] then starts it.
+    pub fn prepare(binary: &str, options: ClusterOptions) -> Result<Cluster> {
+        let dir = tempfile::tempdir()?;
+        let ports = free_ports(options.size * 2)?;
+        let members: Vec<Member> = (0..options.size)
+            .map(|i| {
+                let name = format!("m{}", i + 1);
+                Member {
+                    data_dir: dir.path().join(format!("{name}.data")),
+                    log_path: dir.path().join(format!("{name}.log")),
+                    name,
+                    client_port: ports[2 * i],
+                    peer_port: ports[2 * i + 1],
+                    child: None,
+                    paused: false,
+                    join: None,
+                }
+            })
+            .collect();
+        let initial_cluster = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Cluster {
+            binary: PathBuf::from(binary),
+            options,
+            initial_cluster,
+            members,
+            ids: Vec::new(),
+            _dir: dir,
+        })
+    }
+
+    /// Starts every member of a [`Cluster::prepare`]d cluster and waits
+    /// until each serves linearizable reads.
+    pub async fn launch(&mut self) -> Result<()> {
+        for i in 0..self.members.len() {
+            self.start_member(i)?;
+        }
+        self.wait_all_ready(Duration::from_secs(30)).await?;
+        for i in 0..self.size() {
+            let id = self.member_id(i).await?;
+            self.ids.push(id);
+        }
+        Ok(())
+    }
+
+    /// The `--initial-cluster` flag every member gets.
+    pub fn initial_cluster(&self) -> &str {
+        &self.initial_cluster
+    }
+
+    /// Member `i`'s name.
+    pub fn name(&self, i: usize) -> &str {
+        &self.members[i].name
+    }
+
+    /// Member `i`'s peer URL.
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.members[i].peer_port)
+    }
+
     /// Number of members.
     pub fn size(&self) -> usize {
         self.members.len()
@@ -584,11 +649,6 @@ impl Cluster {
     pub fn log_contains(&self, i: usize, needle: &str) -> Result<bool> {
         let text = std::fs::read_to_string(&self.members[i].log_path)?;
         Ok(text.contains(needle))
-    }
-
-    /// The peer URL of member `i`.
-    pub fn peer_url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].peer_port)
     }
 
     fn print_logs(&self) {

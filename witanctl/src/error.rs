@@ -160,7 +160,6 @@ pub enum CtlError {
     #[error("{0}")]
     BenchUsage(#[from] clap::Error),
     /// Restoring or reading a snapshot file failed.
-    #[cfg(feature = "restore")]
     #[error("{0}")]
     Restore(#[from] witan_server::restore::RestoreError),
 }

@@ -1,11 +1,6 @@
 //! Backup and restore through witanctl: `snapshot save` from a live witan
 //! member, `snapshot status` of the file, `snapshot restore` into a fresh
 //! data dir, and a new member started from it holds every key.
-//!
-//! Needs the `restore` feature (witan_server::restore), off until the
-//! maintenance work is merged; `cargo test -p witanctl --features restore`.
-
-#![cfg(feature = "restore")]
 
 mod common;
 

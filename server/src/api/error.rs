@@ -11,6 +11,8 @@ use crate::mvcc::{MvccError, RequestError};
 use crate::raft::membership::MemberError;
 use crate::raft::proposer::ProposeError;
 use crate::raft::read_index::ReadIndexError;
+use crate::raft::transfer::TransferError;
+use crate::storage::DbError;
 
 /// Why a client request failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,13 @@ pub enum ApiError {
     /// A membership request (Cluster service) failed.
     #[error(transparent)]
     Member(#[from] MemberError),
+    /// A leader transfer (MoveLeader) failed.
+    #[error(transparent)]
+    Transfer(#[from] TransferError),
+    /// Reading or maintaining this member's storage failed (Status, Hash,
+    /// Defragment, Snapshot).
+    #[error("storage failure: {0}")]
+    Storage(#[source] DbError),
     /// A replicated response this member cannot interpret (written by a
     /// newer member, or a bug).
     #[error("unexpected response from the state machine: {0}")]
@@ -81,6 +90,10 @@ impl From<ApiError> for Status {
                 Code::FailedPrecondition,
                 "etcdserver: lease already exists".into(),
             ),
+            ApiError::Mvcc(MvccError::NoSpace) => (
+                Code::ResourceExhausted,
+                "etcdserver: mvcc: database space exceeded".into(),
+            ),
             ApiError::Mvcc(MvccError::History(e)) => {
                 error!(%e, "storage failure while serving a read");
                 (Code::Internal, format!("witan: storage failure: {e}"))
@@ -102,6 +115,24 @@ impl From<ApiError> for Status {
             }
             ApiError::Recipe(e) => recipe_status(e),
             ApiError::Member(e) => member_status(e),
+            ApiError::Transfer(TransferError::NotLeader) => {
+                (Code::FailedPrecondition, "etcdserver: not leader".into())
+            }
+            ApiError::Transfer(TransferError::BadTransferee) => (
+                Code::FailedPrecondition,
+                "etcdserver: bad leader transferee".into(),
+            ),
+            ApiError::Transfer(TransferError::Timeout) => (
+                Code::Unavailable,
+                "etcdserver: request timed out, leader transfer took too long".into(),
+            ),
+            ApiError::Transfer(TransferError::Stopped) => {
+                (Code::Unavailable, "etcdserver: server stopped".into())
+            }
+            ApiError::Storage(e) => {
+                error!(%e, "storage failure while serving a maintenance request");
+                (Code::Internal, format!("witan: storage failure: {e}"))
+            }
             // etcd returns these as plain Go errors, which gRPC sends as
             // Unknown with the error's text; clients match on the text.
             ApiError::MissingLeaderKey => (Code::Unknown, err.to_string()),

@@ -121,6 +121,7 @@ impl KvService {
                 None => return Err(ApiError::UnexpectedResponse("empty txn response")),
             }
         } else {
+            mvcc::check_txn_space(&self.core.state.current().kv, &request)?;
             self.core.write(Op::Txn(request)).await?
         };
         match applied {
@@ -177,6 +178,7 @@ impl Kv for KvService {
         let request = request.into_inner();
         self.check_size(&request)?;
         mvcc::validate_put(&request).map_err(ApiError::from)?;
+        mvcc::check_space(&self.core.state.current().kv).map_err(ApiError::from)?;
         match self.core.write(Op::Put(request)).await? {
             Applied::Put(mut response) => {
                 self.core.header.fill(&mut response.header);

@@ -81,6 +81,7 @@ impl LeaseService {
         if request.ttl > MAX_LEASE_TTL {
             return Err(ApiError::LeaseTtlTooLarge);
         }
+        crate::mvcc::check_space(&self.core.state.current().kv)?;
         let ttl = request.ttl.max(self.min_ttl);
         let chosen = request.id != 0;
         for _ in 0..ID_ATTEMPTS {

@@ -27,7 +27,7 @@ pub use header::HeaderSource;
 pub use kv::{server as kv_server, KvLimits, KvService};
 pub use lease::LeaseService;
 pub use lock::{server as lock_server, LockService, FENCING_TOKEN_METADATA};
-pub use maintenance::{MaintenanceService, API_VERSION};
+pub use maintenance::{alarm_text, MaintenanceParts, MaintenanceService, API_VERSION};
 pub use not_implemented::AuthNotImplemented;
 pub use recipes::{servers as recipe_servers, RecipeServers, RecipesService};
 pub use watch::{server as watch_server, WatchService};

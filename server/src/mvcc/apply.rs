@@ -2,10 +2,11 @@
 //! Compact here, Txn in `txn`; and the Put / DeleteRange steps a Txn reuses.
 
 use bytes::Bytes;
+use witan_proto::etcdserverpb::alarm_request::AlarmAction;
 use witan_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader,
+    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest,
+    DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, ResponseHeader,
 };
 use witan_proto::raftpb::apply_error::Kind;
 use witan_proto::raftpb::command::Op;
@@ -25,6 +26,11 @@ pub(super) async fn apply<H: History>(
     history: &H,
     changes: &mut Vec<Change>,
 ) -> Result<CommandResponse, HistoryError> {
+    if grows_store(cmd) && state.alarms().no_space() {
+        // etcd's capped applier: checked on apply too, so every member
+        // refuses the same commands whatever the API layer saw.
+        return Ok(rejected(Kind::NoSpace));
+    }
     let outcome = match &cmd.op {
         Some(Op::Put(req)) => put(state, req, history, changes).map(Outcome::Put),
         Some(Op::DeleteRange(req)) => {
@@ -43,6 +49,7 @@ pub(super) async fn apply<H: History>(
         Some(Op::LeaseExpire(req)) => Ok(Outcome::LeaseExpire(lease_expire(
             state, req, history, changes,
         ))),
+        Some(Op::Alarm(req)) => Ok(Outcome::Alarm(alarm(state, req))),
         None => {
             // A command this version cannot decode (a newer member wrote a
             // new kind of op): answer deterministically, change nothing.
@@ -58,6 +65,56 @@ pub(super) async fn apply<H: History>(
         Err(rejection) => Ok(rejected(
             rejection.to_apply_error().unwrap_or(Kind::Unknown),
         )),
+    }
+}
+
+/// Whether a command is one etcd refuses while NOSPACE is active: a Put, a
+/// Txn that puts, a LeaseGrant. Deletes (also in a txn), revokes,
+/// compaction and the lease clock still run, so space can be freed.
+pub(crate) fn grows_store(cmd: &Command) -> bool {
+    match &cmd.op {
+        Some(Op::Put(_)) | Some(Op::LeaseGrant(_)) => true,
+        Some(Op::Txn(txn)) => txn_puts(txn),
+        _ => false,
+    }
+}
+
+/// Whether a txn has a Put in either branch, nested txns included (etcd
+/// caps a txn whose puts cost space; it does not look into nested txns,
+/// which would let a nested put through).
+pub fn txn_puts(txn: &witan_proto::etcdserverpb::TxnRequest) -> bool {
+    use witan_proto::etcdserverpb::request_op::Request;
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .any(|op| match &op.request {
+            Some(Request::RequestPut(_)) => true,
+            Some(Request::RequestTxn(nested)) => txn_puts(nested),
+            Some(Request::RequestDeleteRange(_)) | Some(Request::RequestRange(_)) | None => false,
+        })
+}
+
+/// Alarm: GET lists the active alarms of a type (all for NONE); ACTIVATE
+/// and DEACTIVATE answer with the alarm they changed, if any (etcd's
+/// answers).
+fn alarm(state: &mut KvState, req: &AlarmRequest) -> AlarmResponse {
+    let alarms = match AlarmAction::try_from(req.action) {
+        Ok(AlarmAction::Get) => state.alarms().list(req.alarm),
+        Ok(AlarmAction::Activate) => state
+            .alarms_mut()
+            .activate(req.member_id, req.alarm)
+            .into_iter()
+            .collect(),
+        Ok(AlarmAction::Deactivate) => state
+            .alarms_mut()
+            .deactivate(req.member_id, req.alarm)
+            .into_iter()
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    AlarmResponse {
+        header: header(state.revision()),
+        alarms,
     }
 }
 

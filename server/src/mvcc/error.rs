@@ -23,6 +23,9 @@ pub enum MvccError {
     /// A grant names a lease ID that is taken.
     #[error("lease already exists")]
     LeaseExists,
+    /// A write that grows the store while the NOSPACE alarm is active.
+    #[error("database space exceeded")]
+    NoSpace,
     /// The stored history could not be read.
     #[error(transparent)]
     History(#[from] HistoryError),
@@ -38,6 +41,7 @@ impl MvccError {
             MvccError::KeyNotFound => Some(Kind::KeyNotFound),
             MvccError::LeaseNotFound => Some(Kind::LeaseNotFound),
             MvccError::LeaseExists => Some(Kind::LeaseExists),
+            MvccError::NoSpace => Some(Kind::NoSpace),
             MvccError::History(_) => None,
         }
     }
@@ -51,6 +55,7 @@ impl MvccError {
             Kind::KeyNotFound => Some(MvccError::KeyNotFound),
             Kind::LeaseNotFound => Some(MvccError::LeaseNotFound),
             Kind::LeaseExists => Some(MvccError::LeaseExists),
+            Kind::NoSpace => Some(MvccError::NoSpace),
             Kind::Unknown => None,
         }
     }

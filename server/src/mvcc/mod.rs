@@ -18,12 +18,14 @@
 //! - `view`: reads at a revision (live map, pending batch changes rolled
 //!   back, or the history); `range`: Range options; `compare`: Txn compares;
 //! - `validate` / `duplicates`: request checks the API layer runs before
-//!   proposing; `lease`: where a lease table plugs in.
+//!   proposing; `lease`: where a lease table plugs in; `alarms`: the
+//!   replicated alarm table (NOSPACE refuses writes that grow the store).
 //!
 //! Invariants: a command that changes nothing keeps the revision; all the
 //! writes of one command share one revision, with sub-revisions in op
 //! order; a rejection leaves the state and `changes` untouched.
 
+mod alarms;
 mod apply;
 mod compare;
 mod duplicates;
@@ -43,13 +45,14 @@ pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 
+pub use alarms::Alarms;
 pub use error::MvccError;
 pub use key_range::KeyRange;
 pub use leases::{Lease, LeaseInfo, LeaseTable};
 pub use state::KvState;
 pub use validate::{
-    validate_delete_range, validate_put, validate_range, validate_txn, RequestError,
-    DEFAULT_MAX_TXN_OPS,
+    check_space, check_txn_space, validate_delete_range, validate_put, validate_range,
+    validate_txn, RequestError, DEFAULT_MAX_TXN_OPS,
 };
 
 use std::future::Future;

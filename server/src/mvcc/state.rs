@@ -8,6 +8,7 @@ use witan_proto::etcdserverpb::{RangeRequest, RangeResponse};
 use witan_proto::mvccpb::KeyValue;
 use witan_proto::raftpb::{Command, CommandResponse};
 
+use super::alarms::Alarms;
 use super::leases::{Lease, LeaseTable};
 use super::range::{self, Fetch};
 use super::record::{LiveMap, Record};
@@ -31,6 +32,8 @@ pub struct KvState {
     first: i64,
     /// Every lease and the lease clock.
     leases: LeaseTable,
+    /// The active alarms (replicated, like the keys).
+    alarms: Alarms,
 }
 
 impl KvState {
@@ -41,6 +44,7 @@ impl KvState {
             revision: 1,
             first: -1,
             leases: LeaseTable::default(),
+            alarms: Alarms::default(),
         }
     }
 
@@ -59,6 +63,7 @@ impl KvState {
                 -1
             },
             leases: LeaseTable::default(),
+            alarms: Alarms::default(),
         }
     }
 
@@ -76,6 +81,22 @@ impl KvState {
             .map(|(key, record)| (key.clone(), record.lease));
         self.leases = LeaseTable::restore(leases, clock_ms, attached);
         self
+    }
+
+    /// Adds the persisted alarms to a restored state.
+    pub fn with_alarms(mut self, alarms: Alarms) -> Self {
+        self.alarms = alarms;
+        self
+    }
+
+    /// The active alarms.
+    pub fn alarms(&self) -> &Alarms {
+        &self.alarms
+    }
+
+    /// The alarm table, for the Alarm command.
+    pub(super) fn alarms_mut(&mut self) -> &mut Alarms {
+        &mut self.alarms
     }
 
     /// The lease table.
@@ -193,6 +214,7 @@ impl fmt::Debug for KvState {
             .field("revision", &self.revision)
             .field("compact_revision", &self.first)
             .field("keys", &self.live.len())
+            .field("alarms", &self.alarms)
             .finish()
     }
 }

@@ -40,6 +40,24 @@ pub enum RequestError {
     EmptyOp,
 }
 
+/// Refuses a write that grows the store (a Put, a LeaseGrant) while the
+/// NOSPACE alarm is active in `state` (etcd's quota check at the API edge;
+/// apply checks again).
+pub fn check_space(state: &super::KvState) -> Result<(), super::MvccError> {
+    if state.alarms().no_space() {
+        return Err(super::MvccError::NoSpace);
+    }
+    Ok(())
+}
+
+/// [`check_space`] for a txn: only one that puts is refused.
+pub fn check_txn_space(state: &super::KvState, txn: &TxnRequest) -> Result<(), super::MvccError> {
+    if super::apply::txn_puts(txn) {
+        check_space(state)?;
+    }
+    Ok(())
+}
+
 /// Checks a Range request.
 pub fn validate_range(req: &RangeRequest) -> Result<(), RequestError> {
     if req.key.is_empty() {

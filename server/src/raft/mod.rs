@@ -19,3 +19,4 @@ pub mod peers;
 pub mod proposer;
 pub mod read_index;
 pub mod service;
+pub mod transfer;

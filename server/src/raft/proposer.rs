@@ -7,6 +7,7 @@
 //! receiver was not the leader, or the connection never formed); anything
 //! ambiguous is reported as such, never repeated, so nothing applies twice.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -77,6 +78,11 @@ pub struct Writer {
     metrics: Metrics,
     peers: Peers,
     request_timeout: Duration,
+    /// Set while this leader hands leadership over (MoveLeader, see
+    /// `transfer`): local appends answer "not appended, retry" instead of
+    /// renewing the leader lease the transfer waits out; callers retry
+    /// and reach the new leader.
+    held: AtomicBool,
 }
 
 impl Proposer {
@@ -89,6 +95,7 @@ impl Proposer {
             metrics,
             peers,
             request_timeout,
+            held: AtomicBool::new(false),
         });
         let (queue, rx) = mpsc::channel(QUEUE_CAPACITY);
         tokio::spawn(batch_loop(rx, writer.clone()));
@@ -227,8 +234,16 @@ impl Writer {
         leader_view(&self.metrics, self.me)
     }
 
+    /// Holds (`true`) or releases local appends during a leader transfer.
+    pub fn hold_writes(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+    }
+
     /// Appends the batch on this member, which believes it leads.
     pub async fn write_local(&self, batch: CommandBatch, deadline: Instant) -> Attempt {
+        if self.held.load(Ordering::SeqCst) {
+            return Attempt::Retry;
+        }
         let responder = match self.raft.client_write_ff(batch).await {
             Ok(rx) => rx,
             Err(_) => return Attempt::Failed(ProposeError::Stopped),

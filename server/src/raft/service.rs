@@ -213,6 +213,15 @@ impl RaftTransport for TransportService {
     ) -> Result<Response<raftpb::ChangeMembersResponse>, Status> {
         self.serve_change_members(request).await
     }
+
+    async fn timeout_now(
+        &self,
+        request: Request<raftpb::TimeoutNowRequest>,
+    ) -> Result<Response<raftpb::TimeoutNowResponse>, Status> {
+        self.admit(&request).await?;
+        let accepted = super::transfer::campaign_later(&self.raft, request.get_ref());
+        Ok(Response::new(raftpb::TimeoutNowResponse { accepted }))
+    }
 }
 
 impl TransportService {

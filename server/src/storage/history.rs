@@ -104,7 +104,11 @@ where
 }
 
 /// Counts the live keys of `range` at `revision`.
-async fn count_live<'c, E>(conn: E, range: &KeyRange, revision: i64) -> Result<i64, DbError>
+pub(crate) async fn count_live<'c, E>(
+    conn: E,
+    range: &KeyRange,
+    revision: i64,
+) -> Result<i64, DbError>
 where
     E: sqlx::Executor<'c, Database = Sqlite>,
 {

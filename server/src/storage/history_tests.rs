@@ -66,6 +66,7 @@ pub(crate) async fn write(
         compact_to: compact,
         leases: Vec::new(),
         lease_clock_ms: 0,
+        alarms: None,
     }])
     .await
     .unwrap();

@@ -47,6 +47,11 @@ impl LogShared {
     }
 
     /// Closes the read connections.
+    /// The read pool (maintenance reads sizes through it).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     pub(crate) async fn close(&self) {
         self.pool.close().await;
     }

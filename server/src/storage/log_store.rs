@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use witan_proto::raftpb;
 
+use super::defrag::VacuumStep;
 use super::error::DbError;
 use super::log_cache::{CacheLimits, LogCache};
 use super::log_reader::{decode_entry, LogReader, LogShared};
@@ -107,6 +108,16 @@ impl LogStore {
             committed,
             next_seq: 1,
         })
+    }
+
+    /// What maintenance needs of the raft log: its read pool (for sizes)
+    /// and a way to queue defragment steps that does not keep the writer
+    /// alive.
+    pub(crate) fn maintenance_parts(&self) -> (sqlx::SqlitePool, LogVacuumHandle) {
+        (
+            self.shared.pool().clone(),
+            LogVacuumHandle(self.writer.downgrade()),
+        )
     }
 
     /// Waits until every write accepted so far is on disk.
@@ -304,3 +315,22 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 #[cfg(test)]
 #[path = "log_store_tests.rs"]
 mod tests;
+
+/// Queues defragment steps on the raft log's writer (see `defrag`).
+#[derive(Debug, Clone)]
+pub(crate) struct LogVacuumHandle(mpsc::WeakSender<LogOp>);
+
+impl LogVacuumHandle {
+    /// Runs one step of `pages` pages (0: a WAL checkpoint) after the
+    /// writes queued before it.
+    pub(crate) async fn step(&self, pages: u32) -> Result<VacuumStep, DbError> {
+        let queue = self.0.upgrade().ok_or(DbError::WriterStopped)?;
+        let (reply, done) = oneshot::channel();
+        queue
+            .send(LogOp::Vacuum { pages, reply })
+            .await
+            .map_err(|_| DbError::WriterStopped)?;
+        drop(queue);
+        done.await.map_err(|_| DbError::WriterStopped)?
+    }
+}

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::defrag::{self, VacuumStep};
 use super::error::{to_i64, DbError};
 use super::log_reader::LogShared;
 use super::script::Script;
@@ -88,6 +89,12 @@ pub(crate) enum LogOp {
     SaveCommitted(Option<LogId>),
     /// Reply once everything queued before is on disk.
     Sync(oneshot::Sender<Result<(), DbError>>),
+    /// After everything queued before, run one defragment step of `pages`
+    /// pages (0: a WAL checkpoint; see `defrag`).
+    Vacuum {
+        pages: u32,
+        reply: oneshot::Sender<Result<VacuumStep, DbError>>,
+    },
 }
 
 /// Starts the writer task over `conn`.
@@ -155,6 +162,13 @@ async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<LogOp>, shared: 
                     // The waiter may have given up; nothing to do then.
                     let _ = reply.send(reply_result);
                 }
+                LogOp::Vacuum { pages, reply } => {
+                    let step = match &result {
+                        Ok(()) => vacuum(&mut conn, pages).await,
+                        Err(e) => Err(DbError::WriterFailed(Arc::clone(e))),
+                    };
+                    let _ = reply.send(step);
+                }
                 LogOp::Truncate { .. }
                 | LogOp::Purge { .. }
                 | LogOp::SaveVote(_)
@@ -207,7 +221,7 @@ async fn write(
             LogOp::SaveVote(vote) => {
                 put_meta(&mut script, META_VOTE, vote_to_pb(vote).encode_to_vec())?;
             }
-            LogOp::SaveCommitted(_) | LogOp::Sync(_) => {}
+            LogOp::SaveCommitted(_) | LogOp::Sync(_) | LogOp::Vacuum { .. } => {}
         }
     }
     insert_rows(&mut script, &mut pending)?;
@@ -237,6 +251,17 @@ async fn write(
         script.commit(conn).await?;
     }
     Ok(())
+}
+
+async fn vacuum(conn: &mut SqliteConnection, pages: u32) -> Result<VacuumStep, DbError> {
+    if pages == 0 {
+        defrag::checkpoint(conn).await?;
+        return Ok(VacuumStep {
+            free_pages: -1,
+            full_vacuum: false,
+        });
+    }
+    defrag::vacuum_step(conn, pages).await
 }
 
 fn put_meta(script: &mut Script<'_>, name: &'static str, value: Vec<u8>) -> Result<(), DbError> {

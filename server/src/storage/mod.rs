@@ -15,13 +15,17 @@
 //! nothing about gRPC, and of MVCC only the `mvcc` interface (`KvState`,
 //! `History`).
 
+mod defrag;
 mod error;
+mod hash;
 mod history;
 mod log_cache;
 mod log_reader;
 mod log_store;
 mod log_writer;
+mod maintenance;
 mod reader;
+mod restore;
 mod script;
 mod snapshot;
 mod snapshot_builder;
@@ -32,11 +36,15 @@ mod state_writer;
 
 use std::path::Path;
 
+pub use defrag::DbSize;
 pub use error::{DbError, StorageOpenError};
+pub use hash::{HashKvError, StateHash};
 pub use history::{compacted_during_read, SqliteHistory};
 pub use log_reader::LogReader;
 pub use log_store::LogStore;
+pub use maintenance::{DefragReport, StateCopy, StorageMaintenance, StorageSizes};
 pub use reader::{AppliedChanges, AppliedState, StateMachineClosed, StateReader};
+pub use restore::{inspect_saved_state, install_saved_state, SavedState};
 pub use snapshot_builder::SnapshotBuilder;
 pub use state_machine::StateMachineStore;
 

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Row, Sqlite};
 
@@ -60,7 +60,11 @@ pub(crate) async fn open_writer(
     path: &Path,
     durability: Durability,
 ) -> Result<SqliteConnection, DbError> {
+    // Incremental auto-vacuum lets Defragment return free pages in small
+    // steps between writes (`defrag`); sqlite honours it only for a database
+    // created with it (an older file keeps NONE until one full VACUUM).
     Ok(options(path, durability)
+        .auto_vacuum(SqliteAutoVacuum::Incremental)
         .create_if_missing(true)
         .connect()
         .await?)

@@ -17,14 +17,16 @@ use std::sync::Arc;
 use prost::Message;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
+use witan_proto::etcdserverpb::{AlarmResponse, AlarmType};
 use witan_proto::raftpb;
 
+use super::defrag::{self, VacuumStep};
 use super::error::DbError;
 use super::history;
 use super::reader::AppliedChanges;
 use super::script::Script;
 use super::sqlite::{self, Durability, MAX_PARAMS};
-use crate::mvcc::{KeyRange, KvState, Lease};
+use crate::mvcc::{Alarms, KeyRange, KvState, Lease};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
@@ -56,7 +58,10 @@ const META_LAST_APPLIED: &str = "last_applied";
 const META_MEMBERSHIP: &str = "membership";
 const META_REVISION: &str = "revision";
 pub(crate) const META_COMPACT_REVISION: &str = "compact_revision";
-const META_LEASE_CLOCK: &str = "lease_clock_ms";
+pub(crate) const META_LEASE_CLOCK: &str = "lease_clock_ms";
+/// The active alarms: a protobuf `etcdserverpb.AlarmResponse` (only its
+/// `alarms`); absent means none.
+pub(crate) const META_ALARMS: &str = "alarms";
 
 const HISTORY_COLUMNS: usize = 8;
 const INSERT_HISTORY: &str =
@@ -92,6 +97,8 @@ pub(crate) struct AppliedBatch {
     pub leases: Vec<(i64, Option<Lease>)>,
     /// The lease clock after the batch.
     pub lease_clock_ms: i64,
+    /// The active alarms after the batch, when the batch changed them.
+    pub alarms: Option<Alarms>,
 }
 
 /// The single writer connection of `state.db`.
@@ -134,7 +141,10 @@ impl StateDb {
         let clock = sqlite::meta_int(&mut self.conn, META_LEASE_CLOCK)
             .await?
             .unwrap_or(0);
-        Ok(KvState::restore(keys, revs.revision, revs.compact_revision).with_leases(leases, clock))
+        let alarms = load_alarms(&mut self.conn).await?;
+        Ok(KvState::restore(keys, revs.revision, revs.compact_revision)
+            .with_leases(leases, clock)
+            .with_alarms(alarms))
     }
 
     /// Writes the results of consecutive `apply` calls atomically, in
@@ -168,12 +178,43 @@ impl StateDb {
                 compact_history(&mut script, compact)?;
             }
             write_leases(&mut script, &batch.leases)?;
+            if let Some(alarms) = &batch.alarms {
+                write_alarms(&mut script, alarms)?;
+            }
         }
         write_meta(&mut script, last)?;
         script.commit(&mut self.conn).await?;
         for compact in batches.iter().filter_map(|b| b.compact_to) {
             tracing::info!(compact, "compacted history");
         }
+        Ok(())
+    }
+
+    /// One defragment step (`defrag::vacuum_step`), or a WAL checkpoint
+    /// when `pages` is 0 (then `free_pages` is -1: not measured).
+    pub async fn vacuum(&mut self, pages: u32) -> Result<VacuumStep, DbError> {
+        if pages == 0 {
+            defrag::checkpoint(&mut self.conn).await?;
+            return Ok(VacuumStep {
+                free_pages: -1,
+                full_vacuum: false,
+            });
+        }
+        defrag::vacuum_step(&mut self.conn, pages).await
+    }
+
+    /// Drops what ties the state to its cluster (the applied log id, the
+    /// membership) and the `extra` meta rows, for a restore into a new
+    /// cluster.
+    pub async fn forget_cluster(&mut self, extra: &[&str]) -> Result<(), DbError> {
+        let mut tx = self.conn.begin().await?;
+        for name in [META_LAST_APPLIED, META_MEMBERSHIP].iter().chain(extra) {
+            sqlx::query("DELETE FROM meta WHERE name = ?")
+                .bind(*name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -303,6 +344,25 @@ async fn load_leases(conn: &mut SqliteConnection) -> Result<Vec<(i64, Lease)>, D
             ))
         })
         .collect()
+}
+
+fn write_alarms(script: &mut Script<'_>, alarms: &Alarms) -> Result<(), DbError> {
+    let encoded = AlarmResponse {
+        header: None,
+        alarms: alarms.list(AlarmType::None as i32),
+    }
+    .encode_to_vec();
+    script.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
+    script.bind(META_ALARMS)?.bind(encoded)?;
+    Ok(())
+}
+
+/// Reads the active alarms stored in `meta`.
+pub(crate) async fn load_alarms(conn: &mut SqliteConnection) -> Result<Alarms, DbError> {
+    Ok(match sqlite::meta_blob(&mut *conn, META_ALARMS).await? {
+        Some(blob) => Alarms::restore(AlarmResponse::decode(blob.as_slice())?.alarms),
+        None => Alarms::default(),
+    })
 }
 
 fn write_meta(script: &mut Script<'_>, batch: &AppliedBatch) -> Result<(), DbError> {

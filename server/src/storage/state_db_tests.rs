@@ -50,6 +50,7 @@ async fn populated(dir: &Path) -> StateDb {
         compact_to: None,
         leases: Vec::new(),
         lease_clock_ms: 0,
+        alarms: None,
     }])
     .await
     .unwrap();
@@ -143,4 +144,143 @@ async fn garbage_is_not_a_snapshot() {
         .unwrap();
     drop(conn);
     assert!(check_snapshot_file(&empty, None).await.is_err());
+}
+
+/// A point-in-time copy of `db`'s file, as the Snapshot stream sends it.
+async fn copy_of(db: &mut StateDb, to: &Path) {
+    sqlx::query("VACUUM INTO ?")
+        .bind(to.to_str().unwrap())
+        .execute(&mut db.conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn hashes_follow_the_stored_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = populated(dir.path()).await;
+    let at4 = crate::storage::hash::hash_kv(&mut db.conn, 0)
+        .await
+        .unwrap();
+    let at3 = crate::storage::hash::hash_kv(&mut db.conn, 3)
+        .await
+        .unwrap();
+    assert_eq!((at4.revision, at4.current_revision), (4, 4));
+    assert_ne!(at4.hash, at3.hash, "a later revision hashes more versions");
+    assert_eq!(
+        crate::storage::hash::hash_kv(&mut db.conn, 3)
+            .await
+            .unwrap(),
+        at3,
+        "deterministic"
+    );
+    assert!(matches!(
+        crate::storage::hash::hash_kv(&mut db.conn, 5).await,
+        Err(crate::storage::HashKvError::FutureRevision)
+    ));
+
+    // Same data in another file: same hashes. A changed value: different.
+    let copy = dir.path().join("copy.db");
+    copy_of(&mut db, &copy).await;
+    let mut other = StateDb::open(&copy).await.unwrap();
+    assert_eq!(
+        crate::storage::hash::hash_kv(&mut other.conn, 0)
+            .await
+            .unwrap(),
+        at4
+    );
+    let whole = crate::storage::hash::hash_state(&mut db.conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        crate::storage::hash::hash_state(&mut other.conn)
+            .await
+            .unwrap(),
+        whole
+    );
+    sqlx::query("UPDATE history SET value = X'00' WHERE revision = 3")
+        .execute(&mut other.conn)
+        .await
+        .unwrap();
+    assert_ne!(
+        crate::storage::hash::hash_kv(&mut other.conn, 0)
+            .await
+            .unwrap()
+            .hash,
+        at4.hash,
+        "divergence on disk shows"
+    );
+}
+
+#[tokio::test]
+async fn alarms_persist_with_the_state() {
+    use witan_proto::etcdserverpb::{AlarmMember, AlarmType};
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = populated(dir.path()).await;
+    let alarms = crate::mvcc::Alarms::restore([AlarmMember {
+        member_id: 9,
+        alarm: AlarmType::Nospace as i32,
+    }]);
+    db.write(&[AppliedBatch {
+        changes: Arc::new(AppliedChanges {
+            prev_revision: 4,
+            revision: 4,
+            changes: Vec::new(),
+        }),
+        last_applied: Some(log_id(2, 1, 8)),
+        membership: membership(),
+        revisions: Revisions {
+            revision: 4,
+            compact_revision: 0,
+        },
+        compact_to: None,
+        leases: Vec::new(),
+        lease_clock_ms: 0,
+        alarms: Some(alarms.clone()),
+    }])
+    .await
+    .unwrap();
+    let meta = db.load_meta().await.unwrap();
+    assert_eq!(db.load_kv(&meta).await.unwrap().alarms(), &alarms);
+}
+
+#[tokio::test]
+async fn a_saved_state_installs_without_its_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = populated(dir.path()).await;
+    let saved = dir.path().join("saved.db");
+    copy_of(&mut db, &saved).await;
+    let whole = crate::storage::hash::hash_state(&mut db.conn)
+        .await
+        .unwrap();
+
+    let described = crate::storage::inspect_saved_state(&saved).await.unwrap();
+    assert_eq!(
+        (
+            described.revision,
+            described.compact_revision,
+            described.keys
+        ),
+        (4, 0, 1),
+        "only b is live at 4"
+    );
+    assert_eq!(described.hash, whole.hash);
+
+    let new_dir = dir.path().join("new");
+    std::fs::create_dir(&new_dir).unwrap();
+    crate::storage::install_saved_state(&saved, &new_dir)
+        .await
+        .unwrap();
+    let mut restored = StateDb::open(&new_dir.join("state.db")).await.unwrap();
+    let meta = restored.load_meta().await.unwrap();
+    assert_eq!(
+        meta.last_applied, None,
+        "a new raft log starts from scratch"
+    );
+    assert_eq!(meta.membership, StoredMembership::default());
+    let kv = restored.load_kv(&meta).await.unwrap();
+    assert_eq!(kv.revision(), 4);
+    assert_eq!(kv.get(b"b").map(|k| k.value), Some(b"y".to_vec()));
+    assert_eq!(kv.get(b"a"), None);
+    assert_eq!(history_rows(&mut restored).await.len(), 3, "history kept");
 }

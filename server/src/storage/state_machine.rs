@@ -24,7 +24,7 @@ use super::snapshot::SnapshotStore;
 use super::snapshot_builder::SnapshotBuilder;
 use super::sqlite;
 use super::state_db::{self, AppliedBatch, Revisions, StateDb};
-use super::state_writer::StateWriter;
+use super::state_writer::{StateWriter, VacuumHandle};
 use crate::mvcc::{KvState, Lease};
 use crate::raft::{
     Entry, EntryResponse, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
@@ -125,6 +125,17 @@ impl StateMachineStore {
             self.published.subscribe(),
             self.feed.clone(),
             self.history.clone(),
+        )
+    }
+
+    /// What `StorageMaintenance` needs: the history (read pool and the
+    /// persisted revision), defragment steps on the writer, the snapshot
+    /// directory (for temporary copies).
+    pub(crate) fn maintenance_parts(&self) -> (SqliteHistory, VacuumHandle, Arc<SnapshotStore>) {
+        (
+            self.history.clone(),
+            self.writer.vacuum_handle(),
+            Arc::clone(&self.snapshots),
         )
     }
 
@@ -249,6 +260,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             compact_to,
             leases: lease_changes(&self.kv, &kv),
             lease_clock_ms: kv.leases().clock_ms(),
+            alarms: (kv.alarms() != self.kv.alarms()).then(|| kv.alarms().clone()),
         };
         self.writer
             .write(batch)

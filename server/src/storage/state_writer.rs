@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::defrag::VacuumStep;
 use super::error::DbError;
 use super::state_db::{AppliedBatch, StateDb, StateMeta};
 use crate::mvcc::KvState;
@@ -35,6 +36,12 @@ enum StateOp {
     Write(AppliedBatch),
     /// Reply once everything queued before is written.
     Flush(oneshot::Sender<()>),
+    /// Run one defragment step (`defrag`), or a WAL checkpoint when
+    /// `pages` is 0, between writes.
+    Vacuum {
+        pages: u32,
+        reply: oneshot::Sender<Result<VacuumStep, DbError>>,
+    },
     /// Replace the whole state with a snapshot file's and reload it.
     Replace {
         path: PathBuf,
@@ -89,11 +96,35 @@ impl StateWriter {
         done.await.map_err(|_| DbError::StateWriterStopped)?
     }
 
+    /// A handle that queues defragment steps without keeping the writer
+    /// alive (the writer stops once the store drops its handle).
+    pub(crate) fn vacuum_handle(&self) -> VacuumHandle {
+        VacuumHandle(self.queue.downgrade())
+    }
+
     /// Writes what is queued and closes the file.
     pub(crate) async fn close(self) -> Result<(), DbError> {
         let StateWriter { queue, task } = self;
         drop(queue);
         task.await.map_err(|_| DbError::StateWriterStopped)?
+    }
+}
+
+/// Queues defragment steps on the `state.db` writer (see `defrag`).
+#[derive(Debug, Clone)]
+pub(crate) struct VacuumHandle(mpsc::WeakSender<StateOp>);
+
+impl VacuumHandle {
+    /// Runs one step of `pages` pages (0: a WAL checkpoint) between writes.
+    pub(crate) async fn step(&self, pages: u32) -> Result<VacuumStep, DbError> {
+        let queue = self.0.upgrade().ok_or(DbError::StateWriterStopped)?;
+        let (reply, done) = oneshot::channel();
+        queue
+            .send(StateOp::Vacuum { pages, reply })
+            .await
+            .map_err(|_| DbError::StateWriterStopped)?;
+        drop(queue);
+        done.await.map_err(|_| DbError::StateWriterStopped)?
     }
 }
 
@@ -111,6 +142,10 @@ async fn run(
                 StateOp::Flush(reply) => {
                     write_pending(&mut db, &mut writes, &persisted).await?;
                     let _ = reply.send(());
+                }
+                StateOp::Vacuum { pages, reply } => {
+                    write_pending(&mut db, &mut writes, &persisted).await?;
+                    let _ = reply.send(db.vacuum(pages).await);
                 }
                 StateOp::Replace { path, reply } => {
                     write_pending(&mut db, &mut writes, &persisted).await?;

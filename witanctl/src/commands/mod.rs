@@ -15,7 +15,6 @@ pub mod maintenance;
 pub mod member;
 pub mod semaphore;
 pub mod snapshot;
-#[cfg(feature = "restore")]
 pub mod snapshot_restore;
 pub mod txn;
 pub mod watch;

@@ -1,5 +1,5 @@
-//! `snapshot save FILE` (and, with the `restore` feature, `snapshot status`
-//! and `snapshot restore`: see `snapshot_restore`).
+//! `snapshot save FILE`, and `snapshot status` and `snapshot restore`
+//! (see `snapshot_restore`).
 //!
 //! `save` streams Maintenance.Snapshot from one member into `FILE.part`
 //! with a progress bar (the stream's `remaining_bytes` gives the total),
@@ -31,10 +31,8 @@ pub enum SnapshotCommand {
         file: PathBuf,
     },
     /// Gets the status of a snapshot file.
-    #[cfg(feature = "restore")]
     Status(super::snapshot_restore::StatusArgs),
     /// Restores a snapshot file into a new member's data directory.
-    #[cfg(feature = "restore")]
     Restore(super::snapshot_restore::RestoreArgs),
 }
 
@@ -42,9 +40,7 @@ pub enum SnapshotCommand {
 pub async fn run(ctx: &Ctx, command: &SnapshotCommand) -> Result<(), CtlError> {
     match command {
         SnapshotCommand::Save { file } => save(ctx, file).await,
-        #[cfg(feature = "restore")]
         SnapshotCommand::Status(args) => super::snapshot_restore::status(ctx, args).await,
-        #[cfg(feature = "restore")]
         SnapshotCommand::Restore(args) => super::snapshot_restore::restore(args).await,
     }
 }

@@ -1,10 +1,6 @@
 //! `snapshot status FILE` and `snapshot restore FILE ...`: read a snapshot
 //! file and build a new member's data directory from it, through
 //! `witan_server::restore` (the server owns the on-disk formats).
-//!
-//! Behind the `restore` cargo feature, off by default: `witan_server::
-//! restore` arrives with the maintenance work, and this file is compiled
-//! once that lands (the coordinator turns the feature on after the merge).
 
 use std::path::PathBuf;
 use std::time::Duration;
