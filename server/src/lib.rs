@@ -10,7 +10,9 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod gateway;
 pub mod lease;
+pub mod metrics;
 pub mod mvcc;
 pub mod node;
 pub mod raft;
