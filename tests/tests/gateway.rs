@@ -583,6 +583,13 @@ async fn health_version_and_metrics() -> Result<()> {
     );
     let put_ok = "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"}";
     assert_eq!(metric(&page, put_ok), Some(5.0), "{page}");
+    // Five puts of a 10-byte key and value at least, each way.
+    for traffic in [
+        "etcd_network_client_grpc_received_bytes_total",
+        "etcd_network_client_grpc_sent_bytes_total",
+    ] {
+        assert!(metric(&page, traffic) >= Some(50.0), "{traffic}: {page}");
+    }
     assert!(
         metric(
             &page,

@@ -4,14 +4,17 @@
 //! `grpc_type`, `grpc_service` and `grpc_method`. A call is handled when
 //! its status is known: the headers of an error answered at once, else the
 //! trailers at the end of the response body; a body dropped before its end
-//! (the client left) counts as `Canceled`.
+//! (the client left) counts as `Canceled`. Message bytes in and out are
+//! counted too (`etcd_network_client_grpc_{received,sent}_bytes_total`).
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
+use bytes::Buf;
 use futures::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
@@ -45,6 +48,10 @@ pub struct GrpcStats {
     /// By (service, method). A mutex: one short critical section per call
     /// start and end, far below the cost of the call.
     methods: Mutex<BTreeMap<(String, String), MethodStats>>,
+    /// Bytes of gRPC request bodies read.
+    received_bytes: AtomicU64,
+    /// Bytes of gRPC response bodies sent.
+    sent_bytes: AtomicU64,
 }
 
 impl GrpcStats {
@@ -63,8 +70,18 @@ impl GrpcStats {
         stats.handling.observe(start.elapsed());
     }
 
-    /// Writes the three families.
+    /// Writes the families.
     pub fn expose(&self, e: &mut Exposition) {
+        e.counter(
+            "etcd_network_client_grpc_received_bytes_total",
+            "The total number of bytes received from grpc clients.",
+            self.received_bytes.load(Ordering::Relaxed) as f64,
+        );
+        e.counter(
+            "etcd_network_client_grpc_sent_bytes_total",
+            "The total number of bytes sent to grpc clients.",
+            self.sent_bytes.load(Ordering::Relaxed) as f64,
+        );
         let methods = self.methods.lock().unwrap_or_else(|e| e.into_inner());
         e.family(
             "grpc_server_started_total",
@@ -184,7 +201,7 @@ pub struct GrpcMetered<S> {
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GrpcMetered<S>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S: Service<Request<CountedBody<ReqBody>>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
     ResBody: Body + Unpin + Send + 'static,
@@ -206,22 +223,60 @@ where
                 start: Instant::now(),
             }
         });
+        let counted = call.as_ref().map(|_| self.stats.clone());
+        let request = request.map(|body| CountedBody {
+            body,
+            stats: counted.clone(),
+        });
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await?;
-            let Some(call) = call else {
-                return Ok(response.map(|body| MeteredBody { body, call: None }));
-            };
+            let mut call = call;
             // An error answered at once carries its status in the headers.
             if let Some(code) = status_code(response.headers()) {
-                call.finish(code);
-                return Ok(response.map(|body| MeteredBody { body, call: None }));
+                if let Some(call) = call.take() {
+                    call.finish(code);
+                }
             }
             Ok(response.map(|body| MeteredBody {
                 body,
-                call: Some(call),
+                call,
+                stats: counted,
             }))
         })
+    }
+}
+
+/// A request body whose data bytes are counted as received.
+pub struct CountedBody<B> {
+    body: B,
+    stats: Option<Arc<GrpcStats>>,
+}
+
+impl<B: Body + Unpin> Body for CountedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
+        if let (Some(stats), Some(Ok(f))) = (&self.stats, &frame) {
+            if let Some(data) = f.data_ref() {
+                let n = data.remaining() as u64;
+                stats.received_bytes.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -265,6 +320,8 @@ impl Call {
 pub struct MeteredBody<B> {
     body: B,
     call: Option<Call>,
+    /// Where sent bytes are counted (gRPC calls only).
+    stats: Option<Arc<GrpcStats>>,
 }
 
 impl<B: Body + Unpin> Body for MeteredBody<B> {
@@ -278,6 +335,10 @@ impl<B: Body + Unpin> Body for MeteredBody<B> {
         let frame = ready!(Pin::new(&mut self.body).poll_frame(cx));
         match &frame {
             Some(Ok(f)) => {
+                if let (Some(stats), Some(data)) = (&self.stats, f.data_ref()) {
+                    let n = data.remaining() as u64;
+                    stats.sent_bytes.fetch_add(n, Ordering::Relaxed);
+                }
                 if let Some(code) = f.trailers_ref().and_then(status_code) {
                     if let Some(call) = self.call.take() {
                         call.finish(code);

@@ -19,7 +19,7 @@ mod member;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 pub use exposition::Exposition;
-pub use grpc::{GrpcLayer, GrpcMetered, GrpcStats, MeteredBody};
+pub use grpc::{CountedBody, GrpcLayer, GrpcMetered, GrpcStats, MeteredBody};
 pub use histogram::{Histogram, HistogramSnapshot, Timer};
 pub use member::{LeaderChanges, MemberMetrics};
 
