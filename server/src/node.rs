@@ -24,6 +24,7 @@ use crate::config::{ClusterState, Config, ConfigError};
 use crate::gateway;
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
 use crate::metrics;
+use crate::raft::crash_detector::{self, DetectorTiming, LeaderContact};
 use crate::raft::network::NetworkFactory;
 use crate::raft::peers::{Faults, Peers, MAX_PEER_MESSAGE_BYTES};
 use crate::raft::proposer::Proposer;
@@ -103,13 +104,17 @@ impl Node {
             heartbeat_interval: config.heartbeat_interval,
             // openraft 0.9 campaigns only after its leader lease (which is
             // `election_timeout_max`) plus a random timeout in [min, max)
-            // have passed since the last heartbeat. min = E/4 and max =
-            // 3E/4 make that [E, 1.5E): what `--election-timeout` means to
-            // an etcd user. (E and 1.5E would mean 2.5E to 3E: a 3 s write
-            // gap after a leader dies with etcd's default of 1 s.) E >= 5
-            // heartbeats (config check) keeps min above the heartbeat.
-            election_timeout_min: config.election_timeout / 4,
-            election_timeout_max: config.election_timeout * 3 / 4,
+            // have passed since the last heartbeat. min = 2E/5 and max =
+            // 3E/5 make that [E, 1.2E): what `--election-timeout` means to
+            // an etcd user (E and 1.5E would mean 2.5E to 3E: a 3 s write
+            // gap after a leader dies with etcd's default of 1 s). The
+            // 0.2E spread is still far wider than a vote's round trip, and
+            // the lease (0.6E, during which voters refuse candidates) is
+            // what the crash detector must wait out after a leader process
+            // dies. E >= 5 heartbeats (config check) keeps min above the
+            // heartbeat.
+            election_timeout_min: config.election_timeout * 2 / 5,
+            election_timeout_max: config.election_timeout * 3 / 5,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_count),
             max_in_snapshot_log_to_keep: config.snapshot_catchup_entries,
             max_payload_entries: 64,
@@ -118,6 +123,7 @@ impl Node {
         }
         .validate()
         .map_err(|e| StartError::RaftConfig(Box::new(e)))?;
+        let leader_lease = Duration::from_millis(raft_config.election_timeout_max);
         let faults = Faults::default();
         let peers = Peers::new(id, faults.clone());
         let raft = Raft::new(
@@ -236,6 +242,17 @@ impl Node {
                 stopped.clone(),
             ));
         }
+        let contact = LeaderContact::default();
+        servers.spawn(crash_detector::run(
+            raft.clone(),
+            id,
+            contact.clone(),
+            DetectorTiming {
+                heartbeat: Duration::from_millis(config.heartbeat_interval),
+                leader_lease,
+            },
+            stopped.clone(),
+        ));
         let mut peer_addrs = Vec::new();
         for listener in peer_listeners {
             peer_addrs.push(local_addr(&listener)?);
@@ -245,6 +262,7 @@ impl Node {
                 proposer.writer().clone(),
                 read_index.clone(),
                 config.request_timeout,
+                contact.clone(),
             );
             let service = RaftTransportServer::new(transport)
                 .max_decoding_message_size(MAX_PEER_MESSAGE_BYTES)

@@ -1,5 +1,6 @@
 //! A 3-member cluster of real processes: writes through followers, leader
-//! kill mid-traffic, full-cluster restart, catching up by snapshot.
+//! kill mid-traffic, a crashed leader noticed early, full-cluster restart,
+//! catching up by snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -332,5 +333,38 @@ async fn sigterm_shuts_a_member_down_cleanly_and_it_restarts() -> Result<()> {
     cluster.start_member(0)?;
     cluster.wait_ready(0, Duration::from_secs(20)).await?;
     assert_eq!(cluster.local_get(0, "kept").await?, Some(b"yes".to_vec()));
+    Ok(())
+}
+
+/// A leader whose process died is replaced before any election timer could
+/// fire: the followers find its peer port closed and campaign as soon as
+/// the dead leader's lease has run out (0.6 E), where a timer-driven
+/// election needs at least E of silence.
+#[tokio::test]
+async fn a_crashed_leader_is_replaced_before_the_election_timeout() -> Result<()> {
+    init_tracing();
+    let election = Duration::from_millis(4000);
+    let options = ClusterOptions {
+        heartbeat_ms: 50,
+        election_ms: 4000,
+        ..ClusterOptions::default()
+    };
+    let mut cluster = Cluster::start(NODE, options).await?;
+    let old_leader = cluster.leader(Duration::from_secs(20)).await?;
+    let mut client = cluster.client((old_leader + 1) % cluster.size()).await?;
+    client.put("before", "1", None).await?;
+
+    cluster.kill(old_leader)?;
+    let killed = Instant::now();
+    let new_leader = cluster.leader(election * 3).await?;
+    let took = killed.elapsed();
+    assert_ne!(new_leader, old_leader);
+    assert!(
+        took < election,
+        "a new leader took {took:?} after the old one's process died: no faster than \
+         the {election:?} election timeout, so the crash was not noticed"
+    );
+    client.put("after", "2", None).await?;
+    assert_eq!(client.get("before", None).await?.kvs()[0].value(), b"1");
     Ok(())
 }

@@ -11,8 +11,9 @@ use tonic::Code;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The body is not the JSON of the request message (bad syntax, a
-    /// wrong type, bad base64, an unknown enum name).
-    #[error("{0}")]
+    /// wrong type, bad base64, an unknown enum name). serde's text names
+    /// the problem and its place in the body.
+    #[error("invalid JSON request: {0}")]
     BadJson(#[from] serde_json::Error),
     /// The body is longer than the member accepts.
     #[error("etcdserver: request is too large")]

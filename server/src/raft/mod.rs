@@ -6,6 +6,7 @@
 //! rules (that is `mvcc`).
 
 pub mod convert;
+pub mod crash_detector;
 pub mod types;
 
 pub use types::*;

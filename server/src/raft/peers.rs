@@ -106,7 +106,7 @@ impl Faults {
 }
 
 /// The member that sent a peer request, from its header.
-fn sender<T>(request: &tonic::Request<T>) -> Option<NodeId> {
+pub(crate) fn sender<T>(request: &tonic::Request<T>) -> Option<NodeId> {
     request
         .metadata()
         .get(FROM_HEADER)

@@ -13,8 +13,9 @@ use tracing::warn;
 use witan_proto::raftpb::{self, raft_transport_server::RaftTransport};
 
 use super::convert;
+use super::crash_detector::LeaderContact;
 use super::leader::LeaderView;
-use super::peers::{self, Faults};
+use super::peers::{self, sender, Faults};
 use super::proposer::{Attempt, Writer};
 use super::read_index::ReadIndex;
 use super::{NodeId, Raft};
@@ -26,6 +27,7 @@ pub struct TransportService {
     writer: Arc<Writer>,
     read_index: ReadIndex,
     request_timeout: std::time::Duration,
+    contact: LeaderContact,
 }
 
 impl TransportService {
@@ -36,6 +38,7 @@ impl TransportService {
         writer: Arc<Writer>,
         read_index: ReadIndex,
         request_timeout: std::time::Duration,
+        contact: LeaderContact,
     ) -> Self {
         TransportService {
             faults,
@@ -43,6 +46,7 @@ impl TransportService {
             writer,
             read_index,
             request_timeout,
+            contact,
         }
     }
 
@@ -86,6 +90,9 @@ impl RaftTransport for TransportService {
         request: Request<raftpb::AppendEntriesRequest>,
     ) -> Result<Response<raftpb::AppendEntriesResponse>, Status> {
         self.admit(&request).await?;
+        if let Some(from) = sender(&request) {
+            self.contact.touch(from);
+        }
         let rpc = convert::append_request_from_pb(request.into_inner()).map_err(malformed)?;
         let response = self.raft.append_entries(rpc).await.map_err(raft_failed)?;
         Ok(Response::new(convert::append_response_to_pb(&response)))
