@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -23,20 +23,24 @@ use tower::{Layer, Service};
 use super::exposition::Exposition;
 use super::histogram::{Histogram, GRPC_BUCKETS};
 
-/// Counts of one method.
+/// gRPC codes are 0 to 16.
+const CODES: usize = 17;
+
+/// Counts of one method, in atomics: a call touches no lock once its
+/// method has been seen.
 #[derive(Debug)]
 struct MethodStats {
-    started: u64,
+    started: AtomicU64,
     /// Handled calls by gRPC code number.
-    handled: BTreeMap<i32, u64>,
+    handled: [AtomicU64; CODES],
     handling: Histogram<{ GRPC_BUCKETS.len() }>,
 }
 
 impl Default for MethodStats {
     fn default() -> Self {
         MethodStats {
-            started: 0,
-            handled: BTreeMap::new(),
+            started: AtomicU64::new(0),
+            handled: [const { AtomicU64::new(0) }; CODES],
             handling: Histogram::new(GRPC_BUCKETS),
         }
     }
@@ -45,9 +49,9 @@ impl Default for MethodStats {
 /// The gRPC counts of one member's client listeners.
 #[derive(Debug, Default)]
 pub struct GrpcStats {
-    /// By (service, method). A mutex: one short critical section per call
-    /// start and end, far below the cost of the call.
-    methods: Mutex<BTreeMap<(String, String), MethodStats>>,
+    /// By request path (`/service/method`). Read-locked to find a method
+    /// already seen (every call after the first); written once per method.
+    methods: RwLock<BTreeMap<String, Arc<MethodStats>>>,
     /// Bytes of gRPC request bodies read.
     received_bytes: AtomicU64,
     /// Bytes of gRPC response bodies sent.
@@ -55,19 +59,26 @@ pub struct GrpcStats {
 }
 
 impl GrpcStats {
-    fn started(&self, service: &str, method: &str) {
-        let mut methods = self.methods.lock().unwrap_or_else(|e| e.into_inner());
-        methods
-            .entry((service.to_string(), method.to_string()))
-            .or_default()
-            .started += 1;
-    }
-
-    fn handled(&self, key: &(String, String), code: i32, start: Instant) {
-        let mut methods = self.methods.lock().unwrap_or_else(|e| e.into_inner());
-        let stats = methods.entry(key.clone()).or_default();
-        *stats.handled.entry(code).or_default() += 1;
-        stats.handling.observe(start.elapsed());
+    /// Counts a call of `path` as started; its stats, to finish it.
+    fn started(&self, path: &str) -> Arc<MethodStats> {
+        let known = self
+            .methods
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(path)
+            .cloned();
+        let stats = match known {
+            Some(stats) => stats,
+            None => self
+                .methods
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(path.to_string())
+                .or_default()
+                .clone(),
+        };
+        stats.started.fetch_add(1, Ordering::Relaxed);
+        stats
     }
 
     /// Writes the families.
@@ -82,34 +93,46 @@ impl GrpcStats {
             "The total number of bytes sent to grpc clients.",
             self.sent_bytes.load(Ordering::Relaxed) as f64,
         );
-        let methods = self.methods.lock().unwrap_or_else(|e| e.into_inner());
+        let methods = self.methods.read().unwrap_or_else(|e| e.into_inner());
+        let methods: Vec<(&str, &str, &MethodStats)> = methods
+            .iter()
+            .filter_map(|(path, stats)| {
+                let (service, method) = split_path(path)?;
+                Some((service, method, stats.as_ref()))
+            })
+            .collect();
         e.family(
             "grpc_server_started_total",
             "counter",
             "Total number of RPCs started on the server.",
         );
-        for ((service, method), stats) in methods.iter() {
+        for (service, method, stats) in &methods {
             let labels = [
-                ("grpc_method", method.as_str()),
-                ("grpc_service", service.as_str()),
+                ("grpc_method", *method),
+                ("grpc_service", *service),
                 ("grpc_type", grpc_type(service, method)),
             ];
-            e.sample("grpc_server_started_total", &labels, stats.started as f64);
+            let started = stats.started.load(Ordering::Relaxed);
+            e.sample("grpc_server_started_total", &labels, started as f64);
         }
         e.family(
             "grpc_server_handled_total",
             "counter",
             "Total number of RPCs completed on the server, regardless of success or failure.",
         );
-        for ((service, method), stats) in methods.iter() {
-            for (code, count) in &stats.handled {
+        for (service, method, stats) in &methods {
+            for (code, count) in stats.handled.iter().enumerate() {
+                let count = count.load(Ordering::Relaxed);
+                if count == 0 {
+                    continue;
+                }
                 let labels = [
-                    ("grpc_code", code_name(*code)),
-                    ("grpc_method", method.as_str()),
-                    ("grpc_service", service.as_str()),
+                    ("grpc_code", code_name(code)),
+                    ("grpc_method", *method),
+                    ("grpc_service", *service),
                     ("grpc_type", grpc_type(service, method)),
                 ];
-                e.sample("grpc_server_handled_total", &labels, *count as f64);
+                e.sample("grpc_server_handled_total", &labels, count as f64);
             }
         }
         e.family(
@@ -117,10 +140,10 @@ impl GrpcStats {
             "histogram",
             "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
         );
-        for ((service, method), stats) in methods.iter() {
+        for (service, method, stats) in &methods {
             let labels = [
-                ("grpc_method", method.as_str()),
-                ("grpc_service", service.as_str()),
+                ("grpc_method", *method),
+                ("grpc_service", *service),
                 ("grpc_type", grpc_type(service, method)),
             ];
             e.histogram_series(
@@ -144,7 +167,7 @@ fn grpc_type(service: &str, method: &str) -> &'static str {
 }
 
 /// Go's name of a gRPC code (the `grpc_code` label values dashboards use).
-pub fn code_name(code: i32) -> &'static str {
+pub fn code_name(code: usize) -> &'static str {
     match code {
         0 => "OK",
         1 => "Canceled",
@@ -215,13 +238,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let call = grpc_call(&request).map(|(service, method)| {
-            self.stats.started(service, method);
-            Call {
-                stats: self.stats.clone(),
-                key: (service.to_string(), method.to_string()),
-                start: Instant::now(),
-            }
+        let call = grpc_path(&request).map(|path| Call {
+            stats: self.stats.started(path),
+            start: Instant::now(),
         });
         let counted = call.as_ref().map(|_| self.stats.clone());
         let request = request.map(|body| CountedBody {
@@ -280,19 +299,21 @@ impl<B: Body + Unpin> Body for CountedBody<B> {
     }
 }
 
-/// `(service, method)` of a gRPC request: a POST to `/service/method` with
-/// a gRPC content type.
-fn grpc_call<B>(request: &Request<B>) -> Option<(&str, &str)> {
+/// The path (`/service/method`) of a gRPC request: a request with a gRPC
+/// content type to a path naming a service and a method.
+fn grpc_path<B>(request: &Request<B>) -> Option<&str> {
     let grpc = request
         .headers()
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/grpc"));
-    if !grpc {
-        return None;
-    }
-    let path = request.uri().path().strip_prefix('/')?;
-    path.split_once('/')
+    let path = request.uri().path();
+    (grpc && split_path(path).is_some()).then_some(path)
+}
+
+/// `(service, method)` of a gRPC path.
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    path.strip_prefix('/')?.split_once('/')
 }
 
 fn status_code(headers: &HeaderMap) -> Option<i32> {
@@ -304,14 +325,19 @@ fn status_code(headers: &HeaderMap) -> Option<i32> {
 
 /// One counted call, finished exactly once.
 struct Call {
-    stats: Arc<GrpcStats>,
-    key: (String, String),
+    stats: Arc<MethodStats>,
     start: Instant,
 }
 
 impl Call {
     fn finish(self, code: i32) {
-        self.stats.handled(&self.key, code, self.start);
+        // An unknown code counts as Unknown, as gRPC clients read it.
+        let code = usize::try_from(code)
+            .ok()
+            .filter(|c| *c < CODES)
+            .unwrap_or(2);
+        self.stats.handled[code].fetch_add(1, Ordering::Relaxed);
+        self.stats.handling.observe(self.start.elapsed());
     }
 }
 
@@ -383,17 +409,24 @@ mod tests {
             .header("content-type", "application/grpc")
             .body(())
             .unwrap();
-        assert_eq!(grpc_call(&request), Some(("etcdserverpb.KV", "Range")));
+        assert_eq!(grpc_path(&request), Some("/etcdserverpb.KV/Range"));
         let json = Request::post("/v3/kv/range").body(()).unwrap();
-        assert_eq!(grpc_call(&json), None);
+        assert_eq!(grpc_path(&json), None);
     }
 
     #[test]
     fn handled_calls_are_exposed_by_code() {
         let stats = GrpcStats::default();
-        stats.started("etcdserverpb.Watch", "Watch");
-        let key = ("etcdserverpb.Watch".to_string(), "Watch".to_string());
-        stats.handled(&key, 1, Instant::now());
+        let watch = Call {
+            stats: stats.started("/etcdserverpb.Watch/Watch"),
+            start: Instant::now(),
+        };
+        watch.finish(1);
+        let put = Call {
+            stats: stats.started("/etcdserverpb.KV/Put"),
+            start: Instant::now(),
+        };
+        put.finish(99);
         let mut e = Exposition::default();
         stats.expose(&mut e);
         let text = e.finish();
@@ -402,6 +435,9 @@ mod tests {
         ), "{text}");
         assert!(text.contains(
             "grpc_server_handled_total{grpc_code=\"Canceled\",grpc_method=\"Watch\",grpc_service=\"etcdserverpb.Watch\",grpc_type=\"bidi_stream\"} 1"
+        ), "{text}");
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_code=\"Unknown\",grpc_method=\"Put\",grpc_service=\"etcdserverpb.KV\",grpc_type=\"unary\"} 1"
         ), "{text}");
         assert!(text.contains("grpc_server_handling_seconds_count{grpc_method=\"Watch\""));
     }
