@@ -19,6 +19,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use tokio::time::{timeout, Instant};
+use witan_proto::etcdserverpb::auth_client::AuthClient;
+use witan_proto::etcdserverpb::AuthStatusRequest;
 use witan_tests::{Cluster, ClusterOptions};
 
 const NODE: &str = env!("CARGO_BIN_EXE_witan-test-node");
@@ -503,6 +505,15 @@ async fn leases_locks_elections_cluster_and_maintenance() -> Result<()> {
             assert_eq!(list["message"], s.message(), "{list}");
         }
         Err(e) => return Err(e.into()),
+    }
+    let (code, auth) = http.post("/v3/auth/status", json!({})).await?;
+    let mut auth_client = AuthClient::connect(cluster.endpoint(0)).await?;
+    match auth_client.auth_status(AuthStatusRequest::default()).await {
+        Ok(_) => assert_eq!(code, StatusCode::OK, "{auth}"),
+        Err(s) => {
+            assert_eq!(auth["code"], s.code() as i32, "{auth}");
+            assert_eq!(auth["message"], s.message(), "{auth}");
+        }
     }
     Ok(())
 }

@@ -10,14 +10,20 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http::StatusCode;
+use witan_proto::etcdserverpb::auth_client::AuthClient;
 use witan_proto::etcdserverpb::cluster_client::ClusterClient;
 use witan_proto::etcdserverpb::kv_client::KvClient;
 use witan_proto::etcdserverpb::lease_client::LeaseClient;
 use witan_proto::etcdserverpb::maintenance_client::MaintenanceClient;
 use witan_proto::etcdserverpb::watch_client::WatchClient;
 use witan_proto::etcdserverpb::{
-    AlarmRequest, CompactionRequest, DefragmentRequest, DeleteRangeRequest, HashKvRequest,
-    HashRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest,
+    AlarmRequest, AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest,
+    AuthRoleGetRequest, AuthRoleGrantPermissionRequest, AuthRoleListRequest,
+    AuthRoleRevokePermissionRequest, AuthStatusRequest, AuthUserAddRequest,
+    AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
+    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest, AuthenticateRequest,
+    CompactionRequest, DefragmentRequest, DeleteRangeRequest, HashKvRequest, HashRequest,
+    LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest, LeaseRevokeRequest,
     LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest, MemberPromoteRequest,
     MemberRemoveRequest, MemberUpdateRequest, MoveLeaderRequest, PutRequest, RangeRequest,
     SnapshotRequest, StatusRequest, TxnRequest, WatchRequest,
@@ -209,6 +215,93 @@ fn api() -> Router<Gateway> {
         .route(
             "/election/resign",
             unary!(ElectionClient, resign, ResignRequest),
+        )
+        .merge(auth())
+}
+
+/// etcd's Auth paths: witan answers them with whatever its Auth service
+/// answers (today: not served).
+fn auth() -> Router<Gateway> {
+    Router::new()
+        .route(
+            "/auth/enable",
+            unary!(AuthClient, auth_enable, AuthEnableRequest),
+        )
+        .route(
+            "/auth/disable",
+            unary!(AuthClient, auth_disable, AuthDisableRequest),
+        )
+        .route(
+            "/auth/status",
+            unary!(AuthClient, auth_status, AuthStatusRequest),
+        )
+        .route(
+            "/auth/authenticate",
+            unary!(AuthClient, authenticate, AuthenticateRequest),
+        )
+        .route(
+            "/auth/user/add",
+            unary!(AuthClient, user_add, AuthUserAddRequest),
+        )
+        .route(
+            "/auth/user/get",
+            unary!(AuthClient, user_get, AuthUserGetRequest),
+        )
+        .route(
+            "/auth/user/list",
+            unary!(AuthClient, user_list, AuthUserListRequest),
+        )
+        .route(
+            "/auth/user/delete",
+            unary!(AuthClient, user_delete, AuthUserDeleteRequest),
+        )
+        .route(
+            "/auth/user/changepw",
+            unary!(
+                AuthClient,
+                user_change_password,
+                AuthUserChangePasswordRequest
+            ),
+        )
+        .route(
+            "/auth/user/grant",
+            unary!(AuthClient, user_grant_role, AuthUserGrantRoleRequest),
+        )
+        .route(
+            "/auth/user/revoke",
+            unary!(AuthClient, user_revoke_role, AuthUserRevokeRoleRequest),
+        )
+        .route(
+            "/auth/role/add",
+            unary!(AuthClient, role_add, AuthRoleAddRequest),
+        )
+        .route(
+            "/auth/role/get",
+            unary!(AuthClient, role_get, AuthRoleGetRequest),
+        )
+        .route(
+            "/auth/role/list",
+            unary!(AuthClient, role_list, AuthRoleListRequest),
+        )
+        .route(
+            "/auth/role/delete",
+            unary!(AuthClient, role_delete, AuthRoleDeleteRequest),
+        )
+        .route(
+            "/auth/role/grant",
+            unary!(
+                AuthClient,
+                role_grant_permission,
+                AuthRoleGrantPermissionRequest
+            ),
+        )
+        .route(
+            "/auth/role/revoke",
+            unary!(
+                AuthClient,
+                role_revoke_permission,
+                AuthRoleRevokePermissionRequest
+            ),
         )
 }
 
