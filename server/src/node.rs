@@ -22,8 +22,10 @@ use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
 use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
 use crate::compaction::AutoCompactor;
 use crate::config::{ClusterState, Config, ConfigError};
+use crate::gateway;
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
 use crate::quota::{quota_bytes, QuotaChecker};
+use crate::metrics;
 use crate::raft::crash_detector::{self, DetectorTiming, LeaderContact};
 use crate::raft::member_tasks::{self, MemberSettings};
 use crate::raft::membership::MemberAdmin;
@@ -237,11 +239,28 @@ impl Node {
             min_lease_ttl(config.election_timeout),
         ));
         let local_core = LocalCore::new(kv.clone(), leases.clone(), watches.clone(), state.clone());
+        // HTTP/JSON gateway and metrics, served beside gRPC on each client
+        // listener (see `serve_client`).
+        let client_http = ClientHttp {
+            health: gateway::HealthSource {
+                raft: raft.metrics(),
+                core: core.clone(),
+            },
+            metrics: metrics::MemberMetrics {
+                raft: raft.metrics(),
+                state: state.clone(),
+                watches: watches.clone(),
+                data_dir: config.data_dir.clone(),
+                grpc: Arc::default(),
+                leader_changes: metrics::LeaderChanges::spawn(raft.metrics(), stopped.clone()),
+            },
+            max_request_bytes: config.max_request_bytes,
+        };
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
         for listener in client_listeners {
             client_addrs.push(local_addr(&listener)?);
-            let router = tonic::transport::Server::builder()
+            let router = tonic::service::Routes::default()
                 .add_service(api::kv_server(kv.clone()))
                 .add_service(api::watch_server(api::WatchService::new(
                     watches.clone(),
@@ -279,7 +298,12 @@ impl Node {
                 .add_service(recipes.double_barrier)
                 .add_service(recipes.semaphore)
                 .add_service(recipes.rw_lock);
-            servers.spawn(serve(router, listener, stopped.clone(), "client"));
+            servers.spawn(serve_client(
+                router,
+                client_http.clone(),
+                listener,
+                stopped.clone(),
+            ));
         }
         let contact = LeaderContact::default();
         servers.spawn(crash_detector::run(
@@ -445,6 +469,40 @@ fn local_addr(listener: &TcpListener) -> Result<SocketAddr, StartError> {
 /// (watch streams end at once, but a client that stopped reading holds its
 /// stream open while unsent data waits for it).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What a client listener serves besides the gRPC services.
+#[derive(Clone)]
+struct ClientHttp {
+    health: gateway::HealthSource,
+    metrics: metrics::MemberMetrics,
+    max_request_bytes: usize,
+}
+
+/// Serves the client gRPC services `grpc` and, on the same listener, the
+/// HTTP/JSON gateway, health, version and metrics endpoints: HTTP/1.1 and
+/// HTTP/2 are told apart per connection. Every gRPC call, whether it came
+/// over the network or from the gateway in process, is counted by the
+/// metrics layer.
+async fn serve_client(
+    grpc: tonic::service::Routes,
+    http: ClientHttp,
+    listener: TcpListener,
+    stopped: watch::Receiver<bool>,
+) {
+    let counted = metrics::GrpcLayer::new(http.metrics.grpc.clone());
+    let loopback = tower::Layer::layer(&counted, grpc.clone());
+    let gateway =
+        gateway::Gateway::new(loopback, http.health, http.metrics, http.max_request_bytes);
+    let routes = grpc
+        .into_axum_router()
+        .layer(counted)
+        .merge(gateway.router())
+        .fallback(gateway::fallback);
+    let router = tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(tonic::service::Routes::from(routes));
+    serve(router, listener, stopped, "client").await;
+}
 
 /// Serves `router` on `listener` until the stop signal, then at most
 /// [`SHUTDOWN_GRACE`] longer.

@@ -109,6 +109,14 @@ impl Proposer {
         command: Command,
         deadline: Instant,
     ) -> Result<CommandResponse, ProposeError> {
+        crate::metrics::proposal(self.propose_once(command, deadline)).await
+    }
+
+    async fn propose_once(
+        &self,
+        command: Command,
+        deadline: Instant,
+    ) -> Result<CommandResponse, ProposeError> {
         let (reply, response) = oneshot::channel();
         let pending = Pending { command, reply };
         match tokio::time::timeout_at(deadline, self.queue.send(pending)).await {

@@ -248,6 +248,7 @@ async fn write(
         if let Some(stall) = crate::raft::peers::fsync_delay() {
             tokio::time::sleep(stall).await;
         }
+        let _fsync = crate::metrics::WAL_FSYNC.time();
         script.commit(conn).await?;
     }
     Ok(())

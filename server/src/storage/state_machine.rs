@@ -207,6 +207,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        let _apply = crate::metrics::APPLY.time();
         // Applied to a copy (O(1)), so a failure leaves the published state
         // untouched.
         let mut kv = self.kv.clone();

@@ -174,7 +174,10 @@ async fn write_pending(
         return Ok(());
     };
     let revision = last.revisions.revision;
-    if let Err(e) = db.write(writes).await {
+    let commit = crate::metrics::BACKEND_COMMIT.time();
+    let written = db.write(writes).await;
+    drop(commit);
+    if let Err(e) = written {
         tracing::error!(error = %e, "writing the state database failed; the member stops");
         return Err(e);
     }

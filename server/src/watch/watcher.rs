@@ -42,6 +42,8 @@ pub struct Watcher {
     /// No event went out since the last progress tick (etcd sends a
     /// progress notification only after a quiet interval).
     pub quiet: bool,
+    /// Counts the watch in `etcd_debugging_mvcc_watcher_total`.
+    _gauge: crate::metrics::WatcherGauge,
 }
 
 impl Watcher {
@@ -53,6 +55,7 @@ impl Watcher {
             next: start,
             live: false,
             quiet: true,
+            _gauge: crate::metrics::WatcherGauge::new(),
         }
     }
 
