@@ -24,8 +24,8 @@ use crate::compaction::AutoCompactor;
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::gateway;
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
-use crate::quota::{quota_bytes, QuotaChecker};
 use crate::metrics;
+use crate::quota::{quota_bytes, QuotaChecker};
 use crate::raft::crash_detector::{self, DetectorTiming, LeaderContact};
 use crate::raft::member_tasks::{self, MemberSettings};
 use crate::raft::membership::MemberAdmin;
@@ -414,19 +414,18 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), StartError> {
     if initialized {
         return Ok(());
     }
-    let advertise = |name: &str| {
-        if name == config.name {
-            config.advertise_client_urls.clone()
-        } else {
-            Vec::new()
-        }
-    };
+    // Only what every member knows from `--initial-cluster` goes into the
+    // first membership: each member writes it as log entry 0 (term 0), and
+    // raft never compares the content of entries with equal ids, so a
+    // member's own client URLs here would leave every member with a
+    // different membership. Names and client URLs arrive by publishing
+    // (raft::member_tasks), a real membership change.
     let members: BTreeMap<NodeId, Member> = config
         .initial_members()?
         .into_values()
         .map(|m| {
             let member = Member {
-                client_urls: advertise(&m.name),
+                client_urls: Vec::new(),
                 name: m.name.clone(),
                 peer_urls: m.peer_urls,
                 pending_voter: false,

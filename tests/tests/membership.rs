@@ -508,3 +508,39 @@ async fn a_member_removed_while_down_stops_when_it_comes_back() -> Result<()> {
     check_member_lists(&cluster, &[0, 1]).await?;
     Ok(())
 }
+
+/// Every member of a new cluster ends up with the same membership, naming
+/// every member's client URLs: the bootstrap entry (written by every
+/// initial member as entry 0) carries only what all of them know, and each
+/// member publishes its own URLs through a membership change. (A bootstrap
+/// entry holding a member's own URLs left each member with a different
+/// list, so `etcdctl endpoint status --cluster` reached only one member.)
+#[tokio::test]
+async fn every_member_lists_every_started_members_client_urls() -> Result<()> {
+    init_tracing();
+    let cluster = Cluster::start(NODE, ClusterOptions::default()).await?;
+    let mut expected: Vec<Vec<String>> = (0..cluster.size())
+        .map(|i| vec![cluster.endpoint(i)])
+        .collect();
+    expected.sort();
+    let deadline = Instant::now() + WITHIN;
+    for i in 0..cluster.size() {
+        loop {
+            let mut urls: Vec<Vec<String>> = cluster
+                .member_list(i)
+                .await?
+                .into_iter()
+                .map(|(_, _, _, client_urls, _)| client_urls)
+                .collect();
+            urls.sort();
+            if urls == expected {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("member {i} lists client URLs {urls:?}, expected {expected:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
