@@ -12,6 +12,7 @@ pub mod cli;
 pub mod compaction;
 pub mod config;
 pub mod gateway;
+pub mod h2_authority;
 pub mod lease;
 pub mod metrics;
 pub mod mvcc;

@@ -23,6 +23,7 @@ use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
 use crate::compaction::AutoCompactor;
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::gateway;
+use crate::h2_authority::AuthorityFix;
 use crate::lease::{min_lease_ttl, Lessor, LessorSettings};
 use crate::metrics;
 use crate::quota::{quota_bytes, QuotaChecker};
@@ -500,7 +501,10 @@ async fn serve_client(
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(tonic::service::Routes::from(routes));
-    serve(router, listener, stopped, "client").await;
+    // Go clients may send `:authority` as a URL, which h2 rejects before
+    // any service runs: see `h2_authority`.
+    let incoming = accept(listener).map(|stream| stream.map(AuthorityFix::new));
+    serve_incoming(router, incoming, stopped, "client").await;
 }
 
 /// Serves `router` on `listener` until the stop signal, then at most
@@ -511,16 +515,40 @@ async fn serve(
     stopped: watch::Receiver<bool>,
     what: &'static str,
 ) {
+    serve_incoming(router, accept(listener), stopped, what).await;
+}
+
+/// The connections accepted on `listener`, with TCP_NODELAY set.
+fn accept(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
     // tonic ignores its own `tcp_nodelay` with a custom incoming stream, and
     // Nagle's algorithm stalls small gRPC frames behind delayed ACKs.
-    let incoming = TcpListenerStream::new(listener).map(|stream| {
+    TcpListenerStream::new(listener).map(|stream| {
         if let Ok(stream) = &stream {
             if let Err(err) = stream.set_nodelay(true) {
                 warn!(%err, "cannot set TCP_NODELAY");
             }
         }
         stream
-    });
+    })
+}
+
+/// Serves `router` on the `incoming` connections until the stop signal,
+/// then at most [`SHUTDOWN_GRACE`] longer.
+async fn serve_incoming<IO>(
+    router: tonic::transport::server::Router,
+    incoming: impl tokio_stream::Stream<Item = std::io::Result<IO>> + Send + 'static,
+    stopped: watch::Receiver<bool>,
+    what: &'static str,
+) where
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+{
     let server = router.serve_with_incoming_shutdown(incoming, wait_stop(stopped.clone()));
     let grace = async {
         wait_stop(stopped).await;
