@@ -21,4 +21,5 @@ pub mod raft;
 pub mod recipes;
 pub mod restore;
 pub mod storage;
+pub mod tls;
 pub mod watch;
