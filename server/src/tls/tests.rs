@@ -197,6 +197,8 @@ async fn refused_clients_are_dropped_and_accepted_ones_carry_their_cn() {
         }
     });
 
+    // A client that never starts its handshake holds up no one else.
+    let _silent = TcpStream::connect(addr).await.unwrap();
     assert!(!ping(addr, connector(&ca, None)).await, "no certificate");
     assert!(
         !ping(addr, connector(&ca, Some(rogue.leaf("mallory")))).await,
@@ -212,5 +214,52 @@ async fn refused_clients_are_dropped_and_accepted_ones_carry_their_cn() {
     assert_eq!(info.common_name.as_deref(), Some("alice"));
     assert!(info.tls);
     assert!(seen.try_recv().is_err());
+    server.abort();
+}
+
+/// Answers with the common name tonic put into the request's extensions.
+async fn whoami(request: axum::extract::Request) -> String {
+    request
+        .extensions()
+        .get::<ConnInfo>()
+        .map(|info| format!("cn={:?} tls={}", info.common_name, info.tls))
+        .unwrap_or_else(|| "no ConnInfo".to_string())
+}
+
+#[tokio::test]
+async fn request_handlers_see_the_client_certificates_common_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("ca");
+    let files = server_files(dir.path(), &ca, true);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = accept(
+        TcpListenerStream::new(listener),
+        Some(acceptor(&files).unwrap()),
+    );
+    let routes = axum::Router::new().route("/whoami", axum::routing::get(whoami));
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(tonic::service::Routes::from(routes))
+            .serve_with_incoming(incoming),
+    );
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector(&ca, Some(ca.leaf("carol")))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"GET /whoami HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.ends_with(r#"cn=Some("carol") tls=true"#),
+        "{response}"
+    );
     server.abort();
 }
