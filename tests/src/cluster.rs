@@ -596,10 +596,13 @@ impl Cluster {
     /// with `--initial-cluster-state existing` and an empty data dir.
     /// Returns its index; its id is [`Cluster::id`].
     pub async fn add_member(&mut self, via: usize, learner: bool) -> Result<usize> {
-        let ports = free_ports(2)?;
+        let ports = free_ports(3)?;
         let i = self.members.len();
         let name = format!("m{}", i + 1);
-        let peer_url = format!("http://127.0.0.1:{}", ports[1]);
+        // A member added to a [`Cluster::use_https`] cluster uses TLS too.
+        let https = self.members.iter().any(|m| m.https_client_port.is_some());
+        let scheme = if https { "https" } else { "http" };
+        let peer_url = format!("{scheme}://127.0.0.1:{}", ports[1]);
         let options = learner.then(|| etcd_client::MemberAddOptions::new().with_is_learner());
         let response = self
             .client(via)
@@ -641,7 +644,7 @@ impl Cluster {
             paused: false,
             join: Some(initial),
             own_args: Vec::new(),
-            https_client_port: None,
+            https_client_port: https.then_some(ports[2]),
         });
         self.ids.push(id);
         Ok(i)

@@ -224,6 +224,20 @@ async fn tls_cluster_replicates_and_admits_only_trusted_client_certs() -> Result
 
     etcdctl_put_get(&urls[2], dir.path(), &ca, &alice)?;
     curl_gateway(&urls[0], dir.path(), &ca, &alice)?;
+
+    // A member added later joins over TLS (it asks the members who it is,
+    // then replicates) and serves what was written before.
+    let new = cluster.add_member(0, false).await?;
+    let pair = ca.issue(dir.path(), "member-new", false)?;
+    let ca_file = ca.write(dir.path(), "ca")?;
+    cluster.set_member_args(new, tls_args(&pair, &ca_file));
+    cluster.start_member(new)?;
+    cluster.wait_voter(new, Duration::from_secs(30)).await?;
+    let url = cluster.https_endpoint(new).context("https endpoint")?;
+    assert_eq!(
+        get(&url, &ca, Some(&alice), "tls/k").await?,
+        Some(b"v2".to_vec())
+    );
     Ok(())
 }
 

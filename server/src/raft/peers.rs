@@ -342,6 +342,18 @@ mod tests {
         assert_eq!(left, vec!["http://127.0.0.1:2".to_string()]);
     }
 
+    #[tokio::test]
+    async fn https_peer_urls_need_a_peer_certificate() {
+        let member = Member {
+            peer_urls: vec!["https://127.0.0.1:1".to_string()],
+            ..Member::default()
+        };
+        let plain = Peers::new(1, Faults::default());
+        assert!(matches!(plain.client(2, &member), Err(PeerError::NoTls(_))));
+        let tls = Peers::new(1, Faults::default()).with_tls(Some(ClientTlsConfig::new()));
+        assert!(tls.client(2, &member).is_ok());
+    }
+
     // The process-wide fsync stall itself is not set here: other tests of
     // this binary commit raft logs concurrently.
     #[test]
