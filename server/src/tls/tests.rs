@@ -263,3 +263,37 @@ async fn request_handlers_see_the_client_certificates_common_name() {
     );
     server.abort();
 }
+
+#[tokio::test]
+async fn a_member_with_an_unreadable_certificate_does_not_start() {
+    use clap::Parser;
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-cert.pem");
+    let key = write(
+        dir.path(),
+        "key.pem",
+        &KeyPair::generate().unwrap().serialize_pem(),
+    );
+    let config = crate::config::Config::parse_from([
+        "witan".as_ref(),
+        "--data-dir".as_ref(),
+        dir.path().join("data").as_os_str(),
+        "--listen-client-urls".as_ref(),
+        "https://127.0.0.1:0".as_ref(),
+        "--cert-file".as_ref(),
+        missing.as_os_str(),
+        "--key-file".as_ref(),
+        key.as_os_str(),
+    ]);
+    let err = crate::node::Node::start(config).await.err().unwrap();
+    assert!(
+        matches!(err, crate::node::StartError::Tls(TlsError::Read { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing-cert.pem"), "{err}");
+    assert!(
+        !dir.path().join("data").exists(),
+        "failed before touching the data dir"
+    );
+}
