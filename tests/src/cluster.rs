@@ -144,7 +144,9 @@ impl Cluster {
     /// also serves clients on an `https://` URL ([`Cluster::https_endpoint`])
     /// beside its plain one, which the harness keeps using for readiness
     /// and status. The members need the TLS flags: give them with
-    /// [`Cluster::set_member_args`] or `extra_args`.
+    /// [`Cluster::set_member_args`] or `extra_args`. Fault injection
+    /// ([`Cluster::isolate`] and the like) is not available on such a
+    /// cluster: it speaks plain HTTP to the peer port.
     pub fn use_https(&mut self) -> Result<()> {
         let ports = free_ports(self.members.len())?;
         for (m, port) in self.members.iter_mut().zip(ports) {
