@@ -187,6 +187,42 @@ pub struct Config {
     #[arg(long, env = "WITAN_AUTO_COMPACTION_INTERVAL", value_parser = humantime::parse_duration)]
     pub auto_compaction_interval: Option<Duration>,
 
+    // --- Transport security (etcd's flags; see `tls`). An `https://` URL in
+    // --listen-client-urls needs --cert-file and --key-file; an `https://`
+    // peer URL needs all three --peer-* files. ---
+    /// Certificate (PEM) served on `https://` client URLs.
+    #[arg(long, env = "WITAN_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of --cert-file.
+    #[arg(long, env = "WITAN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that client certificates are verified against.
+    #[arg(long, env = "WITAN_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+
+    /// Refuse clients without a certificate signed by --trusted-ca-file.
+    #[arg(long, env = "WITAN_CLIENT_CERT_AUTH")]
+    pub client_cert_auth: bool,
+
+    /// Certificate (PEM) this member shows to its peers, as a server and as
+    /// a client.
+    #[arg(long, env = "WITAN_PEER_CERT_FILE")]
+    pub peer_cert_file: Option<PathBuf>,
+
+    /// Private key (PEM) of --peer-cert-file.
+    #[arg(long, env = "WITAN_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) that peers' certificates are verified against.
+    #[arg(long, env = "WITAN_PEER_TRUSTED_CA_FILE")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+
+    /// Refuse peers without a certificate signed by --peer-trusted-ca-file.
+    #[arg(long, env = "WITAN_PEER_CLIENT_CERT_AUTH")]
+    pub peer_client_cert_auth: bool,
+
     /// Serve the test-only fault-injection service on the peer port (lets a
     /// test cut this member's links). Never enable in production.
     #[arg(long, env = "WITAN_UNSAFE_FAULT_INJECTION", hide = true)]
@@ -208,7 +244,7 @@ pub enum ConfigError {
     /// `--auto-compaction-retention` does not fit `--auto-compaction-mode`.
     #[error(transparent)]
     Retention(#[from] RetentionError),
-    /// A URL is not of the form `http://host:port`.
+    /// A URL is not of the form `http(s)://host:port`.
     #[error("invalid URL {url:?}: {reason}")]
     InvalidUrl {
         /// The URL as given.
@@ -217,7 +253,7 @@ pub enum ConfigError {
         reason: &'static str,
     },
     /// An --initial-cluster item is not `name=url`.
-    #[error("invalid --initial-cluster entry {0:?}: expected name=http://host:port")]
+    #[error("invalid --initial-cluster entry {0:?}: expected name=http(s)://host:port")]
     InvalidClusterEntry(String),
     /// This member's name is missing from --initial-cluster.
     #[error("--initial-cluster does not contain this member's name {0:?}")]
@@ -228,6 +264,9 @@ pub enum ConfigError {
     /// Two members would get the same id.
     #[error("members {0:?} and {1:?} hash to the same member id; rename one")]
     IdCollision(String, String),
+    /// TLS flags that cannot work together (see `Config::validate_tls`).
+    #[error("{0}")]
+    Tls(TlsFlagError),
     /// A list flag is empty.
     #[error("{0} must not be empty")]
     Empty(&'static str),
@@ -239,6 +278,23 @@ pub enum ConfigError {
         /// Election timeout in ms.
         election: u64,
     },
+}
+
+/// TLS flags that do not fit together or do not fit the URLs.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum TlsFlagError {
+    /// One flag of a pair is set without the other.
+    #[error("{0} and {1} must be given together")]
+    Pair(&'static str, &'static str),
+    /// A certificate check is asked for without the CA to check against.
+    #[error("{0} needs {1}")]
+    NoCa(&'static str, &'static str),
+    /// An `https://` client URL without a certificate.
+    #[error("--listen-client-urls has the https URL {0:?} but no --cert-file and --key-file")]
+    NoClientCert(String),
+    /// An `https://` peer URL without the peer certificate files.
+    #[error("peer URL {0:?} is https: it needs --peer-cert-file, --peer-key-file and --peer-trusted-ca-file")]
+    NoPeerCert(String),
 }
 
 /// A member of the initial cluster.
@@ -280,6 +336,7 @@ impl Config {
                 election: self.election_timeout,
             });
         }
+        self.validate_tls().map_err(ConfigError::Tls)?;
         self.auto_compaction()?;
         let members = self.initial_members()?;
         if !members.contains_key(&self.name) {
@@ -289,6 +346,52 @@ impl Config {
         for name in members.keys() {
             if let Some(other) = ids.insert(self.member_id_of(name), name) {
                 return Err(ConfigError::IdCollision(other.to_string(), name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the TLS flags fit the URLs: files for every `https://`
+    /// listener, and a CA for every certificate check asked for. (Whether
+    /// the files are readable PEM is checked when they are loaded, by
+    /// `tls`.)
+    pub fn validate_tls(&self) -> Result<(), TlsFlagError> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(TlsFlagError::Pair("--cert-file", "--key-file"));
+        }
+        if self.peer_cert_file.is_some() != self.peer_key_file.is_some() {
+            return Err(TlsFlagError::Pair("--peer-cert-file", "--peer-key-file"));
+        }
+        if self.client_cert_auth && self.trusted_ca_file.is_none() {
+            return Err(TlsFlagError::NoCa(
+                "--client-cert-auth",
+                "--trusted-ca-file",
+            ));
+        }
+        if self.peer_client_cert_auth && self.peer_trusted_ca_file.is_none() {
+            return Err(TlsFlagError::NoCa(
+                "--peer-client-cert-auth",
+                "--peer-trusted-ca-file",
+            ));
+        }
+        let https = |urls: &[String]| urls.iter().find(|u| is_https(u)).cloned();
+        if self.cert_file.is_none() {
+            if let Some(url) = https(&self.listen_client_urls) {
+                return Err(TlsFlagError::NoClientCert(url));
+            }
+        }
+        let mut peer_urls = self.listen_peer_urls.clone();
+        peer_urls.extend(self.initial_advertise_peer_urls.iter().cloned());
+        if let Some(spec) = &self.initial_cluster {
+            peer_urls.extend(
+                spec.split(',')
+                    .filter_map(|item| item.split_once('='))
+                    .map(|(_, url)| url.trim().to_string()),
+            );
+        }
+        if let Some(url) = https(&peer_urls) {
+            if self.peer_cert_file.is_none() || self.peer_trusted_ca_file.is_none() {
+                return Err(TlsFlagError::NoPeerCert(url));
             }
         }
         Ok(())
@@ -383,16 +486,22 @@ impl Config {
     }
 }
 
-/// Parses `http://host:port` into a socket address (host must be an IP
-/// address or `localhost`).
+/// Whether `url` is an `https://` URL (served or reached with TLS).
+pub fn is_https(url: &str) -> bool {
+    url.starts_with("https://")
+}
+
+/// Parses `http://host:port` or `https://host:port` into a socket address
+/// (host must be an IP address or `localhost`).
 pub fn parse_host_port(url: &str) -> Result<SocketAddr, ConfigError> {
     let invalid = |reason| ConfigError::InvalidUrl {
         url: url.to_string(),
         reason,
     };
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        invalid("only http:// URLs are supported (TLS arrives with the security work)")
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| invalid("only http:// and https:// URLs are supported"))?;
     let host_port = rest.trim_end_matches('/');
     let host_port = host_port.replacen("localhost:", "127.0.0.1:", 1);
     host_port
@@ -464,7 +573,7 @@ mod tests {
             c.validate(),
             Err(ConfigError::InvalidClusterEntry(_))
         ));
-        let c = config(&["--listen-client-urls", "https://127.0.0.1:1"]);
+        let c = config(&["--listen-client-urls", "unix://127.0.0.1:1"]);
         assert!(matches!(c.validate(), Err(ConfigError::InvalidUrl { .. })));
         let c = config(&["--heartbeat-interval", "500", "--election-timeout", "1000"]);
         assert!(matches!(c.validate(), Err(ConfigError::Timing { .. })));
@@ -509,5 +618,71 @@ mod tests {
         assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(1));
         let c = config(&["--experimental-watch-progress-notify-interval", "2m"]);
         assert_eq!(c.watch_progress_notify_interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn tls_flags_must_fit_the_urls() {
+        let https_client = ["--listen-client-urls", "https://127.0.0.1:2379"];
+        let c = config(&https_client);
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Tls(TlsFlagError::NoClientCert(
+                "https://127.0.0.1:2379".into()
+            )))
+        );
+        let mut args = https_client.to_vec();
+        args.extend(["--cert-file", "c.pem", "--key-file", "k.pem"]);
+        let c = config(&args);
+        c.validate().unwrap();
+        assert_eq!(
+            c.client_addrs().unwrap(),
+            vec!["127.0.0.1:2379".parse().unwrap()]
+        );
+
+        let c = config(&["--cert-file", "c.pem"]);
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::Tls(TlsFlagError::Pair(
+                "--cert-file",
+                "--key-file"
+            )))
+        );
+        let c = config(&["--client-cert-auth"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Tls(TlsFlagError::NoCa(..)))
+        ));
+        let c = config(&["--peer-client-cert-auth"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Tls(TlsFlagError::NoCa(..)))
+        ));
+
+        let peer = "n1=https://127.0.0.1:2380";
+        let c = config(&["--name", "n1", "--initial-cluster", peer]);
+        let err = c.validate().unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::Tls(TlsFlagError::NoPeerCert("https://127.0.0.1:2380".into()))
+        );
+        assert!(err.to_string().contains("--peer-trusted-ca-file"));
+        let c = config(&[
+            "--name",
+            "n1",
+            "--initial-cluster",
+            peer,
+            "--listen-peer-urls",
+            "https://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "https://127.0.0.1:2380",
+            "--peer-cert-file",
+            "p.pem",
+            "--peer-key-file",
+            "pk.pem",
+            "--peer-trusted-ca-file",
+            "ca.pem",
+            "--peer-client-cert-auth",
+        ]);
+        c.validate().unwrap();
     }
 }

@@ -22,4 +22,5 @@ pub mod raft;
 pub mod recipes;
 pub mod restore;
 pub mod storage;
+pub mod tls;
 pub mod watch;

@@ -11,6 +11,7 @@ use openraft::SnapshotPolicy;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 use tracing::{error, info, warn};
@@ -38,6 +39,7 @@ use crate::raft::service::{FaultInjectionService, TransportService};
 use crate::raft::{Member, NodeId, Raft};
 use crate::recipes::LocalCore;
 use crate::storage;
+use crate::tls::{self, TlsError, TlsFiles};
 use crate::watch::{WatchHub, WatchSettings};
 
 /// Why a member could not start.
@@ -61,6 +63,9 @@ pub enum StartError {
     /// Storage could not be opened.
     #[error(transparent)]
     Storage(#[from] storage::StorageOpenError),
+    /// A TLS certificate, key or CA file cannot be used.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// openraft refused the raft configuration.
     #[error("invalid raft settings: {0}")]
     RaftConfig(Box<openraft::ConfigError>),
@@ -97,6 +102,11 @@ impl Node {
     /// Starts a member as configured and returns once it is serving.
     pub async fn start(config: Config) -> Result<Node, StartError> {
         config.validate()?;
+        // TLS files are loaded before anything starts, so a bad file fails
+        // the start with its name and reason.
+        let client_tls = acceptors(&config.listen_client_urls, TlsFiles::client(&config))?;
+        let peer_tls = acceptors(&config.listen_peer_urls, TlsFiles::peer(&config))?;
+        let peer_client_tls = tls::peer_client_tls(&config)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.clone(),
             source,
@@ -140,7 +150,7 @@ impl Node {
         .map_err(|e| StartError::RaftConfig(Box::new(e)))?;
         let leader_lease = Duration::from_millis(raft_config.election_timeout_max);
         let faults = Faults::default();
-        let peers = Peers::new(id, faults.clone());
+        let peers = Peers::new(id, faults.clone()).with_tls(peer_client_tls);
         let raft = Raft::new(
             id,
             Arc::new(raft_config),
@@ -259,7 +269,7 @@ impl Node {
         };
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
-        for listener in client_listeners {
+        for (listener, acceptor) in client_listeners.into_iter().zip(client_tls) {
             client_addrs.push(local_addr(&listener)?);
             let router = tonic::service::Routes::default()
                 .add_service(api::kv_server(kv.clone()))
@@ -303,6 +313,7 @@ impl Node {
                 router,
                 client_http.clone(),
                 listener,
+                acceptor,
                 stopped.clone(),
             ));
         }
@@ -318,7 +329,7 @@ impl Node {
             stopped.clone(),
         ));
         let mut peer_addrs = Vec::new();
-        for listener in peer_listeners {
+        for (listener, acceptor) in peer_listeners.into_iter().zip(peer_tls) {
             peer_addrs.push(local_addr(&listener)?);
             let transport = TransportService::new(
                 faults.clone(),
@@ -339,7 +350,7 @@ impl Node {
                 .tcp_nodelay(true)
                 .add_service(service)
                 .add_optional_service(fault_injection);
-            servers.spawn(serve(router, listener, stopped.clone(), "peer"));
+            servers.spawn(serve(router, listener, acceptor, stopped.clone(), "peer"));
         }
         info!(clients = ?client_addrs, peers = ?peer_addrs, "member serving");
         Ok(Node {
@@ -444,6 +455,16 @@ async fn bootstrap(raft: &Raft, config: &Config) -> Result<(), StartError> {
     }
 }
 
+/// The TLS acceptor of each listener URL (`None` for `http://`).
+fn acceptors(
+    urls: &[String],
+    files: Option<TlsFiles>,
+) -> Result<Vec<Option<TlsAcceptor>>, TlsError> {
+    urls.iter()
+        .map(|url| tls::acceptor_for(url, files.as_ref()))
+        .collect()
+}
+
 async fn bind_all(addrs: &[SocketAddr]) -> Result<Vec<TcpListener>, StartError> {
     let mut listeners = Vec::new();
     for addr in addrs {
@@ -487,6 +508,7 @@ async fn serve_client(
     grpc: tonic::service::Routes,
     http: ClientHttp,
     listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     stopped: watch::Receiver<bool>,
 ) {
     let counted = metrics::GrpcLayer::new(http.metrics.grpc.clone());
@@ -501,21 +523,29 @@ async fn serve_client(
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
         .add_routes(tonic::service::Routes::from(routes));
-    // Go clients may send `:authority` as a URL, which h2 rejects before
-    // any service runs: see `h2_authority`.
-    let incoming = accept(listener).map(|stream| stream.map(AuthorityFix::new));
+    // TLS first (when the URL is https), then the HTTP/2 repair: Go
+    // clients may send `:authority` as a URL, which h2 rejects before any
+    // service runs (see `h2_authority`).
+    let incoming = tls::accept(accept(listener), acceptor).map(|s| s.map(AuthorityFix::new));
     serve_incoming(router, incoming, stopped, "client").await;
 }
 
-/// Serves `router` on `listener` until the stop signal, then at most
-/// [`SHUTDOWN_GRACE`] longer.
+/// Serves `router` on `listener` (after a TLS handshake when `acceptor`
+/// is set) until the stop signal, then at most [`SHUTDOWN_GRACE`] longer.
 async fn serve(
     router: tonic::transport::server::Router,
     listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     stopped: watch::Receiver<bool>,
     what: &'static str,
 ) {
-    serve_incoming(router, accept(listener), stopped, what).await;
+    serve_incoming(
+        router,
+        tls::accept(accept(listener), acceptor),
+        stopped,
+        what,
+    )
+    .await;
 }
 
 /// The connections accepted on `listener`, with TCP_NODELAY set.

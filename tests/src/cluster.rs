@@ -62,6 +62,10 @@ struct Member {
     /// For a member added to the running cluster: the `--initial-cluster`
     /// it starts with (and `--initial-cluster-state existing`).
     join: Option<String>,
+    /// Flags for this member only (after the cluster's `extra_args`).
+    own_args: Vec<String>,
+    /// With [`Cluster::use_https`]: a second client port, served with TLS.
+    https_client_port: Option<u16>,
 }
 
 /// A running cluster of member processes.
@@ -106,6 +110,8 @@ impl Cluster {
                     child: None,
                     paused: false,
                     join: None,
+                    own_args: Vec::new(),
+                    https_client_port: None,
                 }
             })
             .collect();
@@ -133,6 +139,40 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// Switches a [`Cluster::prepare`]d cluster to TLS before
+    /// [`Cluster::launch`]: peer URLs become `https://`, and every member
+    /// also serves clients on an `https://` URL ([`Cluster::https_endpoint`])
+    /// beside its plain one, which the harness keeps using for readiness
+    /// and status. The members need the TLS flags: give them with
+    /// [`Cluster::set_member_args`] or `extra_args`. Fault injection
+    /// ([`Cluster::isolate`] and the like) is not available on such a
+    /// cluster: it speaks plain HTTP to the peer port.
+    pub fn use_https(&mut self) -> Result<()> {
+        let ports = free_ports(self.members.len())?;
+        for (m, port) in self.members.iter_mut().zip(ports) {
+            m.https_client_port = Some(port);
+        }
+        self.initial_cluster = self
+            .members
+            .iter()
+            .map(|m| format!("{}=https://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(())
+    }
+
+    /// Flags for member `i` only, used from its next start on.
+    pub fn set_member_args(&mut self, i: usize, args: Vec<String>) {
+        self.members[i].own_args = args;
+    }
+
+    /// Member `i`'s `https://` client URL (after [`Cluster::use_https`]).
+    pub fn https_endpoint(&self, i: usize) -> Option<String> {
+        self.members[i]
+            .https_client_port
+            .map(|port| format!("https://127.0.0.1:{port}"))
+    }
+
     /// Lays a cluster out like [`Cluster::start`] (names, free ports, data
     /// dirs) without starting it, so a test can fill the data dirs first
     /// (a restore from a snapshot); [`Cluster::launch`] then starts it.
@@ -151,6 +191,8 @@ impl Cluster {
                     child: None,
                     paused: false,
                     join: None,
+                    own_args: Vec::new(),
+                    https_client_port: None,
                 }
             })
             .collect();
@@ -195,7 +237,12 @@ impl Cluster {
 
     /// Member `i`'s peer URL.
     pub fn peer_url(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].peer_port)
+        let scheme = if self.members[i].https_client_port.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.members[i].peer_port)
     }
 
     /// Number of members.
@@ -229,7 +276,16 @@ impl Cluster {
             .append(true)
             .open(&m.log_path)?;
         let client_url = format!("http://127.0.0.1:{}", m.client_port);
-        let peer_url = format!("http://127.0.0.1:{}", m.peer_port);
+        let listen_client_urls = match m.https_client_port {
+            Some(port) => format!("{client_url},https://127.0.0.1:{port}"),
+            None => client_url.clone(),
+        };
+        let peer_scheme = if m.https_client_port.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let peer_url = format!("{peer_scheme}://127.0.0.1:{}", m.peer_port);
         let (initial_cluster, state) = match &m.join {
             Some(initial) => (initial, "existing"),
             None => (&self.initial_cluster, "new"),
@@ -238,7 +294,7 @@ impl Cluster {
             .args(["--name", &m.name])
             .arg("--data-dir")
             .arg(&m.data_dir)
-            .args(["--listen-client-urls", &client_url])
+            .args(["--listen-client-urls", &listen_client_urls])
             .args(["--advertise-client-urls", &client_url])
             .args(["--listen-peer-urls", &peer_url])
             .args(["--initial-advertise-peer-urls", &peer_url])
@@ -251,6 +307,7 @@ impl Cluster {
             .args(["--election-timeout", &self.options.election_ms.to_string()])
             .arg("--unsafe-fault-injection")
             .args(&self.options.extra_args)
+            .args(&m.own_args)
             .env("WITAN_LOG_LEVEL", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
@@ -541,10 +598,13 @@ impl Cluster {
     /// with `--initial-cluster-state existing` and an empty data dir.
     /// Returns its index; its id is [`Cluster::id`].
     pub async fn add_member(&mut self, via: usize, learner: bool) -> Result<usize> {
-        let ports = free_ports(2)?;
+        let ports = free_ports(3)?;
         let i = self.members.len();
         let name = format!("m{}", i + 1);
-        let peer_url = format!("http://127.0.0.1:{}", ports[1]);
+        // A member added to a [`Cluster::use_https`] cluster uses TLS too.
+        let https = self.members.iter().any(|m| m.https_client_port.is_some());
+        let scheme = if https { "https" } else { "http" };
+        let peer_url = format!("{scheme}://127.0.0.1:{}", ports[1]);
         let options = learner.then(|| etcd_client::MemberAddOptions::new().with_is_learner());
         let response = self
             .client(via)
@@ -585,6 +645,8 @@ impl Cluster {
             child: None,
             paused: false,
             join: Some(initial),
+            own_args: Vec::new(),
+            https_client_port: https.then_some(ports[2]),
         });
         self.ids.push(id);
         Ok(i)

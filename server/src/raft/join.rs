@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use tokio::time::Instant;
-use tonic::transport::Endpoint;
+use tonic::transport::{ClientTlsConfig, Endpoint};
 use tracing::{debug, info};
 use witan_proto::raftpb::raft_transport_client::RaftTransportClient;
 use witan_proto::raftpb::{MembersRequest, MembersResponse};
@@ -68,6 +68,9 @@ pub enum JoinError {
     /// The flags are invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The peer TLS files cannot be used.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// This member's identity: from the data dir if it holds one; else from the
@@ -206,11 +209,12 @@ async fn ask_members(config: &Config) -> Result<Identity, JoinError> {
     if others.is_empty() {
         return Err(JoinError::Unreachable(others));
     }
+    let tls = crate::tls::peer_client_tls(config)?;
     let deadline = Instant::now() + config.request_timeout.max(MIN_JOIN_TIME);
     loop {
         let mut reached = false;
         for url in &others {
-            match members_at(url).await {
+            match members_at(url, tls.as_ref()).await {
                 Ok(response) => {
                     reached = true;
                     if let Some(identity) = find_self(&response, &mine) {
@@ -250,9 +254,18 @@ fn find_self(response: &MembersResponse, mine: &BTreeSet<&str>) -> Option<Identi
     })
 }
 
-async fn members_at(url: &str) -> Result<MembersResponse, tonic::Status> {
-    let endpoint = Endpoint::from_shared(url.to_string())
-        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?
+async fn members_at(
+    url: &str,
+    tls: Option<&ClientTlsConfig>,
+) -> Result<MembersResponse, tonic::Status> {
+    let mut endpoint = Endpoint::from_shared(url.to_string())
+        .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    if let (true, Some(tls)) = (crate::config::is_https(url), tls) {
+        endpoint = endpoint
+            .tls_config(tls.clone())
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    }
+    let endpoint = endpoint
         .connect_timeout(Duration::from_secs(1))
         .timeout(Duration::from_secs(2));
     let channel = endpoint

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tonic::metadata::MetadataValue;
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use witan_proto::raftpb::raft_transport_client::RaftTransportClient;
 
 use super::{Member, NodeId};
@@ -60,6 +60,9 @@ pub enum PeerError {
     /// The link to this member is cut by fault injection.
     #[error("link to member {0:x} is cut (fault injection)")]
     Blocked(NodeId),
+    /// The peer URL is https but this member has no peer certificate.
+    #[error("peer URL {0:?} is https but --peer-cert-file is not set")]
+    NoTls(String),
     /// The peer URL is not usable.
     #[error("invalid peer URL {url:?}: {source}")]
     InvalidUrl {
@@ -172,6 +175,8 @@ pub struct Peers {
     me: SenderId,
     faults: Faults,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// TLS for `https://` peer URLs (`--peer-cert-file` and friends).
+    tls: Option<ClientTlsConfig>,
     /// Set once a peer answered that this member was removed.
     removed: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -183,8 +188,16 @@ impl Peers {
             me: SenderId(MetadataValue::from(me)),
             faults,
             channels: Arc::default(),
+            tls: None,
             removed: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Connects to `https://` peer URLs with `tls` (this member's peer
+    /// certificate, and the CA the peers' certificates must be signed by).
+    pub fn with_tls(mut self, tls: Option<ClientTlsConfig>) -> Self {
+        self.tls = tls;
+        self
     }
 
     /// Records that a peer answered that this member was removed.
@@ -220,11 +233,19 @@ impl Peers {
         let channel = match channels.get(url) {
             Some(channel) => channel.clone(),
             None => {
-                let channel = Endpoint::from_shared(url.clone())
-                    .map_err(|source| PeerError::InvalidUrl {
-                        url: url.clone(),
-                        source,
-                    })?
+                let invalid = |source| PeerError::InvalidUrl {
+                    url: url.clone(),
+                    source,
+                };
+                let mut endpoint = Endpoint::from_shared(url.clone()).map_err(invalid)?;
+                if crate::config::is_https(url) {
+                    let tls = self
+                        .tls
+                        .clone()
+                        .ok_or_else(|| PeerError::NoTls(url.clone()))?;
+                    endpoint = endpoint.tls_config(tls).map_err(invalid)?;
+                }
+                let channel = endpoint
                     .connect_timeout(Duration::from_secs(1))
                     .tcp_nodelay(true)
                     // Detects a peer that vanished (killed or paused) without
@@ -319,6 +340,18 @@ mod tests {
         peers.retain_urls(&BTreeSet::from(["http://127.0.0.1:2".to_string()]));
         let left: Vec<String> = peers.channels.lock().unwrap().keys().cloned().collect();
         assert_eq!(left, vec!["http://127.0.0.1:2".to_string()]);
+    }
+
+    #[tokio::test]
+    async fn https_peer_urls_need_a_peer_certificate() {
+        let member = Member {
+            peer_urls: vec!["https://127.0.0.1:1".to_string()],
+            ..Member::default()
+        };
+        let plain = Peers::new(1, Faults::default());
+        assert!(matches!(plain.client(2, &member), Err(PeerError::NoTls(_))));
+        let tls = Peers::new(1, Faults::default()).with_tls(Some(ClientTlsConfig::new()));
+        assert!(tls.client(2, &member).is_ok());
     }
 
     // The process-wide fsync stall itself is not set here: other tests of
