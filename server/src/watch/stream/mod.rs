@@ -232,7 +232,10 @@ impl WatchStream {
             .changes
             .chunk_by(|a, b| a.kv.mod_revision == b.kv.mod_revision)
         {
-            let revision = group[0].kv.mod_revision;
+            // chunk_by never yields an empty group.
+            let Some(revision) = group.first().map(|c| c.kv.mod_revision) else {
+                continue;
+            };
             for w in self.watchers.values_mut().filter(|w| w.live) {
                 let events = w.live_events(group);
                 if !events.is_empty() {
