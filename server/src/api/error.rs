@@ -109,6 +109,10 @@ impl From<ApiError> for Status {
                 Code::Unavailable,
                 "etcdserver: request timed out, possibly due to previous leader failure".into(),
             ),
+            ApiError::Propose(ProposeError::TooManyRequests) => (
+                Code::ResourceExhausted,
+                "etcdserver: too many requests".into(),
+            ),
             ApiError::Propose(ProposeError::Stopped)
             | ApiError::ReadIndex(ReadIndexError::Stopped) => {
                 (Code::Unavailable, "etcdserver: server stopped".into())
