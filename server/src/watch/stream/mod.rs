@@ -31,7 +31,7 @@ use witan_proto::etcdserverpb::WatchCreateRequest;
 
 use super::ids::IdAllocator;
 use super::response::{Request, Response, ResponseKind, NO_WATCH_ID};
-use super::spec::WatchSpec;
+use super::spec::{CreateError, WatchSpec};
 use super::watcher::Watcher;
 use super::{StreamError, WatchSettings};
 use crate::mvcc::HistoryError;
@@ -149,7 +149,11 @@ impl WatchStream {
 
     async fn create(&mut self, request: WatchCreateRequest) -> Result<(), Halt> {
         let current = self.state.current().kv.revision();
+        let max = self.settings.max_watches_per_stream;
         let created = WatchSpec::new(&request).and_then(|spec| {
+            if self.watchers.len() >= max {
+                return Err(CreateError::TooManyWatches(max));
+            }
             let id = self
                 .ids
                 .assign(request.watch_id, |id| self.watchers.contains_key(&id))?;
