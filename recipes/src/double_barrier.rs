@@ -146,23 +146,23 @@ async fn wait_open<C: KvCore>(
             limit: 1,
             ..ops::by_create(&layout.waiters, SortOrder::Ascend)
         };
-        let (reads, revision) = ops::snapshot(
+        let ([oldest_read, ready_read, mine_read], revision) = ops::snapshot(
             core,
-            vec![oldest_first, ops::get(&layout.ready), ops::get(&entry.key)],
+            [oldest_first, ops::get(&layout.ready), ops::get(&entry.key)],
         )
         .await?;
-        let present = reads[2]
+        let present = mine_read
             .kvs
             .first()
             .is_some_and(|kv| kv.create_revision == entry.create_revision);
         if !present {
             return Ok(None);
         }
-        let oldest = reads[0]
+        let oldest = oldest_read
             .kvs
             .first()
             .map_or(entry.create_revision, |kv| kv.create_revision);
-        match enter_step(oldest, reads[0].count, reads[1].kvs.first(), count) {
+        match enter_step(oldest, oldest_read.count, ready_read.kvs.first(), count) {
             EnterStep::Pass => return Ok(Some(revision)),
             EnterStep::ClearStale(ready_mod) => {
                 let clear = TxnRequest {
@@ -209,12 +209,9 @@ pub async fn leave<C: KvCore>(core: &C, name: &[u8], lease: i64) -> Result<i64, 
     let mut left = false;
     let mut first = true;
     loop {
-        let (reads, revision) = ops::snapshot(
-            core,
-            vec![ops::by_create(&layout.waiters, SortOrder::Ascend)],
-        )
-        .await?;
-        let inside = &reads[0].kvs;
+        let ([waiters], revision) =
+            ops::snapshot(core, [ops::by_create(&layout.waiters, SortOrder::Ascend)]).await?;
+        let inside = &waiters.kvs;
         let mine = inside.iter().find(|kv| kv.key == layout.mine);
         if mine.is_none() && !left {
             if !lease_alive(core, lease).await? {

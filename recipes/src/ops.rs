@@ -121,16 +121,16 @@ pub(crate) fn reads(ranges: Vec<RangeRequest>) -> TxnRequest {
     }
 }
 
-/// Runs `ranges` at one revision; returns their responses and that
-/// revision.
-pub(crate) async fn snapshot<C: KvCore>(
+/// Runs `ranges` at one revision; returns their responses (one per range,
+/// in order: a fixed-size array, so callers destructure instead of
+/// indexing) and that revision.
+pub(crate) async fn snapshot<C: KvCore, const N: usize>(
     core: &C,
-    ranges: Vec<RangeRequest>,
-) -> Result<(Vec<RangeResponse>, i64), RecipeError> {
-    let n = ranges.len();
-    let resp = core.txn(reads(ranges)).await?;
+    ranges: [RangeRequest; N],
+) -> Result<([RangeResponse; N], i64), RecipeError> {
+    let resp = core.txn(reads(ranges.into())).await?;
     let revision = revision(&resp.header)?;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(N);
     for op in resp.responses {
         match op.response {
             Some(Response::ResponseRange(range)) => out.push(range),
@@ -141,11 +141,9 @@ pub(crate) async fn snapshot<C: KvCore>(
             }
         }
     }
-    if out.len() != n {
-        return Err(RecipeError::UnexpectedResponse(
-            "a read txn gave the wrong number of responses",
-        ));
-    }
+    let out = <[RangeResponse; N]>::try_from(out).map_err(|_| {
+        RecipeError::UnexpectedResponse("a read txn gave the wrong number of responses")
+    })?;
     Ok((out, revision))
 }
 
@@ -160,20 +158,16 @@ pub(crate) async fn snapshot<C: KvCore>(
 /// it can only be as permissive as the present, and its own key present
 /// there means its lease was alive when its turn came (whatever happens
 /// after that is what fencing tokens are for).
-pub(crate) async fn snapshot_since<C: KvCore>(
+pub(crate) async fn snapshot_since<C: KvCore, const N: usize>(
     core: &C,
-    ranges: Vec<RangeRequest>,
+    ranges: [RangeRequest; N],
     seen: Option<i64>,
-) -> Result<(Vec<RangeResponse>, i64), RecipeError> {
+) -> Result<([RangeResponse; N], i64), RecipeError> {
     if let Some(seen) = seen {
-        let local: Vec<RangeRequest> = ranges
-            .iter()
-            .cloned()
-            .map(|r| RangeRequest {
-                serializable: true,
-                ..r
-            })
-            .collect();
+        let local = ranges.clone().map(|r| RangeRequest {
+            serializable: true,
+            ..r
+        });
         let (reads, revision) = snapshot(core, local).await?;
         if revision >= seen {
             return Ok((reads, revision));

@@ -139,7 +139,12 @@ pub(crate) fn decide(ahead_newest_first: &[KeyValue], slots: u32) -> Decision {
     if n == slots {
         return Decision::AnyDeleted(ahead_newest_first.iter().map(|kv| kv.key.clone()).collect());
     }
-    Decision::PredecessorChanged(ahead_newest_first[0].key.clone())
+    match ahead_newest_first.first() {
+        Some(predecessor) => Decision::PredecessorChanged(predecessor.key.clone()),
+        // n > slots >= 0, so there is a first; going is the only answer
+        // that cannot wait forever if that ever breaks.
+        None => Decision::Go,
+    }
 }
 
 /// How a wait for a turn ended.
@@ -169,23 +174,23 @@ pub(crate) async fn wait_turn<C: KvCore>(
         // The keys ahead and the caller's own key at one revision: the
         // turn is decided on both, and the watches start right after it,
         // so a delete of either is never missed.
-        let (reads, revision) = ops::snapshot_since(
+        let ([ahead_read, mine_read], revision) = ops::snapshot_since(
             core,
-            vec![
+            [
                 ahead_request(ahead, entry.create_revision, slots),
                 ops::get(&entry.key),
             ],
             woken_at,
         )
         .await?;
-        let present = reads[1]
+        let present = mine_read
             .kvs
             .first()
             .is_some_and(|kv| kv.create_revision == entry.create_revision);
         if !present {
             return Ok(Turn::Gone);
         }
-        let watched: Vec<(Vec<u8>, WakeOn)> = match decide(&reads[0].kvs, slots) {
+        let watched: Vec<(Vec<u8>, WakeOn)> = match decide(&ahead_read.kvs, slots) {
             Decision::Go => return Ok(Turn::Granted(revision)),
             Decision::AnyDeleted(keys) => keys.into_iter().map(|k| (k, WakeOn::Delete)).collect(),
             Decision::PredecessorChanged(key) => vec![(key, WakeOn::Any)],

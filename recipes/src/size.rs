@@ -95,12 +95,12 @@ pub(crate) async fn join<C: KvCore>(
     ticket: &Ticket<'_>,
 ) -> Result<Entry, RecipeError> {
     loop {
-        let (reads, _) =
-            ops::snapshot(core, vec![ops::get(&size.key), ops::count(&size.members)]).await?;
-        let record = reads[0].kvs.first();
+        let ([record_read, members_read], _) =
+            ops::snapshot(core, [ops::get(&size.key), ops::count(&size.members)]).await?;
+        let record = record_read.kvs.first();
         let check = check_size(
             record.map(|kv| kv.value.as_slice()),
-            reads[1].count,
+            members_read.count,
             size.size,
         );
         if let SizeCheck::Mismatch(recorded) = check {

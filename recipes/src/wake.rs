@@ -9,9 +9,10 @@ use witan_proto::mvccpb::event::EventType;
 use crate::core::{CoreError, KvCore, WatchBatch};
 use crate::error::RecipeError;
 
-/// One watch's items, tagged with its index in the targets; `None` marks
+/// One watch's items, tagged with what wakes on it (`None`: the caller's
+/// own key, woken by its delete); an item of `None` marks
 /// its end.
-type Tagged = BoxStream<'static, (usize, Option<Result<WatchBatch, CoreError>>)>;
+type Tagged = BoxStream<'static, (Option<WakeOn>, Option<Result<WatchBatch, CoreError>>)>;
 
 /// Which events on a watched key end the wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,14 +68,14 @@ pub(crate) async fn wait_for<C: KvCore>(
     )
     .await;
     let mut streams: Vec<Tagged> = Vec::with_capacity(opened.len());
-    for (index, watch) in opened.into_iter().enumerate() {
+    for (watch, &(_, on)) in opened.into_iter().zip(&targets) {
         match watch {
             Ok(events) => streams.push(
                 events
-                    .map(move |item| (index, Some(item)))
+                    .map(move |item| (on, Some(item)))
                     // Marks the end of this watch: a watch that ends
                     // without an error is a broken core, not a wake.
-                    .chain(stream::once(async move { (index, None) }))
+                    .chain(stream::once(async move { (on, None) }))
                     .boxed(),
             ),
             // The history was compacted between the read and the watch:
@@ -85,8 +86,7 @@ pub(crate) async fn wait_for<C: KvCore>(
     }
 
     let mut all = select_all(streams);
-    while let Some((index, item)) = all.next().await {
-        let on = targets[index].1;
+    while let Some((on, item)) = all.next().await {
         match item {
             Some(Ok(batch)) => {
                 for event in &batch.events {

@@ -223,6 +223,36 @@ pub struct Config {
     #[arg(long, env = "WITAN_PEER_CLIENT_CERT_AUTH")]
     pub peer_client_cert_auth: bool,
 
+    // --- Limits: what one client can make a member hold (issue 8). Each
+    // refusal is etcd's error where etcd has one. ---
+    /// Largest gRPC message a client service sends, in bytes (a response:
+    /// a large range, a snapshot chunk). etcd sends up to math.MaxInt32,
+    /// which is also what its clients accept by default, so that is the
+    /// default: anything smaller would refuse responses etcd serves. A
+    /// range's size is bounded by the space quota; lower this to refuse
+    /// huge ranges (clients then see ResourceExhausted and can paginate).
+    #[arg(long, env = "WITAN_MAX_SEND_BYTES", default_value_t = i32::MAX as usize)]
+    pub max_send_bytes: usize,
+
+    /// Most concurrent HTTP/2 streams (gRPC calls) one client connection
+    /// may open (etcd's `--max-concurrent-streams`; etcd's default is
+    /// unlimited, witan's is bounded: a watch stream of etcd's clients
+    /// carries many watches, so real clients stay far below it).
+    #[arg(long, env = "WITAN_MAX_CONCURRENT_STREAMS", default_value_t = 4096)]
+    pub max_concurrent_streams: u32,
+
+    /// Most watches one watch stream may hold; a create past it is refused
+    /// (canceled with a "too many watches" reason).
+    #[arg(long, env = "WITAN_MAX_WATCHES_PER_STREAM", default_value_t = 10_000)]
+    pub max_watches_per_stream: usize,
+
+    /// Most leases in the whole cluster (leases have no owner to count
+    /// them per client): a LeaseGrant past it fails with ResourceExhausted
+    /// "etcdserver: too many leases". Checked by the member receiving the
+    /// grant, so concurrent grants may overshoot it by a few.
+    #[arg(long, env = "WITAN_MAX_LEASES", default_value_t = 1_000_000)]
+    pub max_leases: usize,
+
     /// Serve the test-only fault-injection service on the peer port (lets a
     /// test cut this member's links). Never enable in production.
     #[arg(long, env = "WITAN_UNSAFE_FAULT_INJECTION", hide = true)]

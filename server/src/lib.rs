@@ -11,6 +11,8 @@ pub mod api;
 pub mod cli;
 pub mod compaction;
 pub mod config;
+#[cfg(test)]
+mod fuzzing;
 pub mod gateway;
 pub mod h2_authority;
 pub mod lease;

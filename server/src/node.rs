@@ -240,15 +240,16 @@ impl Node {
             state.clone(),
             WatchSettings {
                 progress_notify_interval: config.watch_progress_notify_interval,
+                max_watches_per_stream: config.max_watches_per_stream,
                 ..WatchSettings::default()
             },
             stopped.clone(),
         );
         let kv = Arc::new(KvService::new(core.clone(), limits));
-        let leases = Arc::new(api::LeaseService::new(
-            core.clone(),
-            min_lease_ttl(config.election_timeout),
-        ));
+        let leases = Arc::new(
+            api::LeaseService::new(core.clone(), min_lease_ttl(config.election_timeout))
+                .with_max_leases(config.max_leases),
+        );
         let local_core = LocalCore::new(kv.clone(), leases.clone(), watches.clone(), state.clone());
         // HTTP/JSON gateway and metrics, served beside gRPC on each client
         // listener (see `serve_client`).
@@ -266,49 +267,53 @@ impl Node {
                 leader_changes: metrics::LeaderChanges::spawn(raft.metrics(), stopped.clone()),
             },
             max_request_bytes: config.max_request_bytes,
+            max_concurrent_streams: config.max_concurrent_streams,
         };
+        let sized = api::MessageLimits::new(config.max_request_bytes, config.max_send_bytes);
         let mut servers = JoinSet::new();
         let mut client_addrs = Vec::new();
         for (listener, acceptor) in client_listeners.into_iter().zip(client_tls) {
             client_addrs.push(local_addr(&listener)?);
             let router = tonic::service::Routes::default()
-                .add_service(api::kv_server(kv.clone()))
-                .add_service(api::watch_server(api::WatchService::new(
+                .add_service(sized.apply(api::kv_server(kv.clone())))
+                .add_service(sized.apply(api::watch_server(api::WatchService::new(
                     watches.clone(),
                     header.clone(),
                     config.max_request_bytes,
-                )))
-                .add_service(LeaseServer::from_arc(leases.clone()))
-                .add_service(api::cluster_server(api::ClusterService::new(
+                ))))
+                .add_service(sized.apply(LeaseServer::from_arc(leases.clone())))
+                .add_service(sized.apply(api::cluster_server(api::ClusterService::new(
                     core.clone(),
                     members.clone(),
-                )))
-                .add_service(MaintenanceServer::new(api::MaintenanceService::new(
-                    api::MaintenanceParts {
-                        core: core.clone(),
-                        raft: raft.clone(),
-                        peers: peers.clone(),
-                        member_id: id,
-                        storage: storage_maintenance.clone(),
-                        leader_lease,
-                    },
-                )))
+                ))))
+                .add_service(
+                    sized.apply(MaintenanceServer::new(api::MaintenanceService::new(
+                        api::MaintenanceParts {
+                            core: core.clone(),
+                            raft: raft.clone(),
+                            peers: peers.clone(),
+                            member_id: id,
+                            storage: storage_maintenance.clone(),
+                            leader_lease,
+                        },
+                    ))),
+                )
                 .add_service(api::AuthNotImplemented)
-                .add_service(api::lock_server(api::LockService::new(
+                .add_service(sized.apply(api::lock_server(api::LockService::new(
                     local_core.clone(),
                     header.clone(),
-                )))
-                .add_service(api::election_server(api::ElectionService::new(
+                ))))
+                .add_service(sized.apply(api::election_server(api::ElectionService::new(
                     local_core.clone(),
                     header.clone(),
-                )));
+                ))));
             let recipes =
                 api::recipe_servers(api::RecipesService::new(local_core.clone(), header.clone()));
             let router = router
-                .add_service(recipes.barrier)
-                .add_service(recipes.double_barrier)
-                .add_service(recipes.semaphore)
-                .add_service(recipes.rw_lock);
+                .add_service(sized.apply(recipes.barrier))
+                .add_service(sized.apply(recipes.double_barrier))
+                .add_service(sized.apply(recipes.semaphore))
+                .add_service(sized.apply(recipes.rw_lock));
             servers.spawn(serve_client(
                 router,
                 client_http.clone(),
@@ -497,6 +502,8 @@ struct ClientHttp {
     health: gateway::HealthSource,
     metrics: metrics::MemberMetrics,
     max_request_bytes: usize,
+    /// HTTP/2 streams one connection may open (`--max-concurrent-streams`).
+    max_concurrent_streams: u32,
 }
 
 /// Serves the client gRPC services `grpc` and, on the same listener, the
@@ -522,6 +529,7 @@ async fn serve_client(
         .fallback(gateway::fallback);
     let router = tonic::transport::Server::builder()
         .accept_http1(true)
+        .max_concurrent_streams(http.max_concurrent_streams)
         .add_routes(tonic::service::Routes::from(routes));
     // TLS first (when the URL is https), then the HTTP/2 repair: Go
     // clients may send `:authority` as a URL, which h2 rejects before any

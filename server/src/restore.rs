@@ -257,6 +257,9 @@ async fn prepare_data_dir(dir: &Path) -> Result<bool, RestoreError> {
 
 /// Copies the database part of the snapshot file into `out`, checking the
 /// sha256 trailer on the way; returns the database's size.
+/// How much of the snapshot file one read copies.
+const RESTORE_CHUNK_BYTES: usize = 256 * 1024;
+
 async fn extract(snapshot: &Path, out: &Path) -> Result<u64, RestoreError> {
     let mut input = tokio::fs::File::open(snapshot)
         .await
@@ -268,20 +271,22 @@ async fn extract(snapshot: &Path, out: &Path) -> Result<u64, RestoreError> {
     let data_len = len - HASH_BYTES;
     let mut output = tokio::fs::File::create(out).await.map_err(io_error(out))?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut chunk = Vec::with_capacity(RESTORE_CHUNK_BYTES);
     let mut left = data_len;
     while left > 0 {
-        let want = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
-        let n = input
-            .read(&mut buf[..want])
+        chunk.clear();
+        // `take` stops the read before the trailing hash, without slicing.
+        let n = (&mut input)
+            .take(left.min(RESTORE_CHUNK_BYTES as u64))
+            .read_to_end(&mut chunk)
             .await
             .map_err(io_error(snapshot))?;
         if n == 0 {
             return Err(RestoreError::TooShort(snapshot.to_path_buf()));
         }
-        hasher.update(&buf[..n]);
-        output.write_all(&buf[..n]).await.map_err(io_error(out))?;
-        left -= n as u64;
+        hasher.update(&chunk);
+        output.write_all(&chunk).await.map_err(io_error(out))?;
+        left = left.saturating_sub(n as u64);
     }
     let mut trailer = [0u8; HASH_BYTES as usize];
     input

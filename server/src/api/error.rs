@@ -23,6 +23,9 @@ pub enum ApiError {
     /// A lease TTL above the largest one etcd accepts.
     #[error("too large lease TTL")]
     LeaseTtlTooLarge,
+    /// The cluster holds `--max-leases` leases already.
+    #[error("too many leases")]
+    TooManyLeases,
     /// The encoded request is larger than `--max-request-bytes`.
     #[error("request is too large")]
     RequestTooLarge,
@@ -67,6 +70,10 @@ impl From<ApiError> for Status {
             ApiError::LeaseTtlTooLarge => {
                 (Code::OutOfRange, "etcdserver: too large lease TTL".into())
             }
+            ApiError::TooManyLeases => (
+                Code::ResourceExhausted,
+                "etcdserver: too many leases".into(),
+            ),
             ApiError::RequestTooLarge => (
                 Code::InvalidArgument,
                 "etcdserver: request is too large".into(),
@@ -108,6 +115,10 @@ impl From<ApiError> for Status {
             ApiError::Propose(ProposeError::LeaderLost) => (
                 Code::Unavailable,
                 "etcdserver: request timed out, possibly due to previous leader failure".into(),
+            ),
+            ApiError::Propose(ProposeError::TooManyRequests) => (
+                Code::ResourceExhausted,
+                "etcdserver: too many requests".into(),
             ),
             ApiError::Propose(ProposeError::Stopped)
             | ApiError::ReadIndex(ReadIndexError::Stopped) => {

@@ -36,12 +36,24 @@ const ID_ATTEMPTS: usize = 8;
 pub struct LeaseService {
     core: ApiCore,
     min_ttl: i64,
+    /// Grants are refused once the cluster holds this many leases.
+    max_leases: usize,
 }
 
 impl LeaseService {
     /// A Lease service; TTLs below `min_ttl` seconds are raised to it.
     pub fn new(core: ApiCore, min_ttl: i64) -> Self {
-        LeaseService { core, min_ttl }
+        LeaseService {
+            core,
+            min_ttl,
+            max_leases: usize::MAX,
+        }
+    }
+
+    /// Refuses grants once the cluster holds `max_leases` leases
+    /// (`--max-leases`).
+    pub fn with_max_leases(self, max_leases: usize) -> Self {
+        LeaseService { max_leases, ..self }
     }
 }
 
@@ -81,7 +93,14 @@ impl LeaseService {
         if request.ttl > MAX_LEASE_TTL {
             return Err(ApiError::LeaseTtlTooLarge);
         }
-        crate::mvcc::check_space(&self.core.state.current().kv)?;
+        let state = self.core.state.current();
+        crate::mvcc::check_space(&state.kv)?;
+        // Checked here, not in apply: the limit is this member's flag, and
+        // apply must not depend on a member's configuration.
+        if state.kv.leases().len() >= self.max_leases {
+            return Err(ApiError::TooManyLeases);
+        }
+        drop(state);
         let ttl = request.ttl.max(self.min_ttl);
         let chosen = request.id != 0;
         for _ in 0..ID_ATTEMPTS {

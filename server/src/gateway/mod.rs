@@ -15,6 +15,8 @@
 
 mod codec;
 mod error;
+#[cfg(test)]
+mod fuzz_tests;
 mod health;
 mod routes;
 mod rpc;

@@ -107,13 +107,15 @@ impl BlockCodec {
 pub(super) fn bare_authority(value: &[u8]) -> Option<&[u8]> {
     let mut rest = value;
     for scheme in [&b"http://"[..], b"https://"] {
-        if rest.len() >= scheme.len() && rest[..scheme.len()].eq_ignore_ascii_case(scheme) {
-            rest = &rest[scheme.len()..];
-            break;
+        if let Some((head, tail)) = rest.split_at_checked(scheme.len()) {
+            if head.eq_ignore_ascii_case(scheme) {
+                rest = tail;
+                break;
+            }
         }
     }
-    if let Some(slash) = rest.iter().position(|&b| b == b'/') {
-        rest = &rest[..slash];
+    if let Some(host) = rest.split(|&b| b == b'/').next() {
+        rest = host;
     }
     (rest.len() != value.len() && !rest.is_empty()).then_some(rest)
 }

@@ -151,7 +151,7 @@ impl Rewriter {
 
     fn preface(&mut self) -> Step {
         let n = self.pending.len().min(PREFACE.len());
-        if self.pending[..n] != PREFACE[..n] {
+        if self.pending.get(..n) != PREFACE.get(..n) {
             // Not HTTP/2 with prior knowledge: HTTP/1.1 for the gateway.
             self.forward_pending(self.pending.len());
             self.mode = Mode::Opaque;
@@ -209,7 +209,7 @@ impl Rewriter {
             return Ok(Step::NeedMore);
         }
         let frame = self.pending.split_to(total);
-        let payload = &frame[HEADER_LEN..];
+        let payload = frame.get(HEADER_LEN..).unwrap_or_default();
         let open = match self.open.take() {
             Some(mut open) => {
                 open.block.extend_from_slice(payload);
@@ -230,7 +230,10 @@ impl Rewriter {
                     end_stream: header.flags & FLAG_END_STREAM != 0,
                     priority: layout.priority,
                     raw: Vec::new(),
-                    block: payload[layout.fragment.0..layout.fragment.1].to_vec(),
+                    block: payload
+                        .get(layout.fragment.0..layout.fragment.1)
+                        .unwrap_or_default()
+                        .to_vec(),
                 }
             }
         };
@@ -278,7 +281,9 @@ impl Rewriter {
     }
 
     fn forward_pending(&mut self, n: usize) {
-        self.out.extend_from_slice(&self.pending[..n]);
+        let n = n.min(self.pending.len());
+        self.out
+            .extend_from_slice(self.pending.get(..n).unwrap_or_default());
         self.pending.advance(n);
     }
 }

@@ -50,7 +50,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
             let ready = this.rewriter.output();
             if !ready.is_empty() {
                 let n = ready.len().min(buf.remaining());
-                buf.put_slice(&ready[..n]);
+                buf.put_slice(ready.get(..n).unwrap_or_default());
                 this.rewriter.consume(n);
                 return Poll::Ready(Ok(()));
             }

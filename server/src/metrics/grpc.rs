@@ -332,11 +332,14 @@ struct Call {
 impl Call {
     fn finish(self, code: i32) {
         // An unknown code counts as Unknown, as gRPC clients read it.
-        let code = usize::try_from(code)
+        let handled = &self.stats.handled;
+        let counter = usize::try_from(code)
             .ok()
-            .filter(|c| *c < CODES)
-            .unwrap_or(2);
-        self.stats.handled[code].fetch_add(1, Ordering::Relaxed);
+            .and_then(|c| handled.get(c))
+            .or_else(|| handled.get(2));
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         self.stats.handling.observe(self.start.elapsed());
     }
 }

@@ -52,8 +52,9 @@ impl<const N: usize> Histogram<N> {
     /// Records one observation.
     pub fn observe(&self, took: Duration) {
         let seconds = took.as_secs_f64();
-        match self.bounds.iter().position(|bound| seconds <= *bound) {
-            Some(i) => self.counts[i].fetch_add(1, Ordering::Relaxed),
+        let bucket = self.bounds.iter().zip(&self.counts);
+        match bucket.into_iter().find(|(bound, _)| seconds <= **bound) {
+            Some((_, count)) => count.fetch_add(1, Ordering::Relaxed),
             None => self.above.fetch_add(1, Ordering::Relaxed),
         };
         let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);

@@ -28,8 +28,16 @@ const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 /// Batches proposed but not yet applied. Past this, new commands wait in the
 /// queue and join the next (larger) batch.
 const MAX_BATCHES_IN_FLIGHT: usize = 2;
-/// Commands waiting to be batched; senders wait when it is full.
+/// Commands waiting to be batched. When it is full a new command is
+/// refused at once with "too many requests" (back-pressure the client sees)
+/// instead of waiting for room.
 const QUEUE_CAPACITY: usize = 65_536;
+/// Log entries appended on this member but not yet applied past which new
+/// commands are refused with "too many requests": etcd's
+/// `maxGapBetweenApplyAndCommitIndex`. (openraft's metrics have no commit
+/// index; the last log index is at least the commit index, so this refuses
+/// no later than etcd would.)
+pub const MAX_APPLY_GAP: u64 = 5000;
 
 /// Why a write did not produce a response.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -47,6 +55,10 @@ pub enum ProposeError {
     /// This member is shutting down.
     #[error("server stopped")]
     Stopped,
+    /// Refused before it was queued (certainly not applied): the proposal
+    /// queue is full, or this member applies too far behind its log.
+    #[error("too many requests")]
+    TooManyRequests,
 }
 
 /// Result of one attempt to write a batch.
@@ -117,14 +129,11 @@ impl Proposer {
         command: Command,
         deadline: Instant,
     ) -> Result<CommandResponse, ProposeError> {
-        let (reply, response) = oneshot::channel();
-        let pending = Pending { command, reply };
-        match tokio::time::timeout_at(deadline, self.queue.send(pending)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(ProposeError::Stopped),
-            // Still queued locally, so never proposed.
-            Err(_) => return Err(ProposeError::NoLeader),
+        if apply_gap(&self.writer.metrics.borrow()) > MAX_APPLY_GAP {
+            return Err(ProposeError::TooManyRequests);
         }
+        let (reply, response) = oneshot::channel();
+        enqueue(&self.queue, Pending { command, reply })?;
         match tokio::time::timeout_at(deadline, response).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ProposeError::Stopped),
@@ -136,6 +145,22 @@ impl Proposer {
     pub fn writer(&self) -> &Arc<Writer> {
         &self.writer
     }
+}
+
+/// Log entries this member holds but has not applied yet.
+fn apply_gap(m: &openraft::RaftMetrics<NodeId, Member>) -> u64 {
+    let applied = m.last_applied.map_or(0, |l| l.index);
+    m.last_log_index.unwrap_or(0).saturating_sub(applied)
+}
+
+/// Queues a command without waiting: a full queue is back-pressure,
+/// answered at once (etcd's "too many requests") rather than by a caller
+/// parked until its deadline.
+fn enqueue(queue: &mpsc::Sender<Pending>, pending: Pending) -> Result<(), ProposeError> {
+    queue.try_send(pending).map_err(|err| match err {
+        mpsc::error::TrySendError::Full(_) => ProposeError::TooManyRequests,
+        mpsc::error::TrySendError::Closed(_) => ProposeError::Stopped,
+    })
 }
 
 async fn batch_loop(mut rx: mpsc::Receiver<Pending>, writer: Arc<Writer>) {
@@ -304,5 +329,50 @@ impl Writer {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending() -> (
+        Pending,
+        oneshot::Receiver<Result<CommandResponse, ProposeError>>,
+    ) {
+        let (reply, rx) = oneshot::channel();
+        let pending = Pending {
+            command: Command::default(),
+            reply,
+        };
+        (pending, rx)
+    }
+
+    #[test]
+    fn a_full_queue_refuses_at_once_with_too_many_requests() {
+        let (queue, mut rx) = mpsc::channel(1);
+        assert_eq!(enqueue(&queue, pending().0), Ok(()));
+        assert_eq!(
+            enqueue(&queue, pending().0),
+            Err(ProposeError::TooManyRequests)
+        );
+        // Room again once the batcher took one.
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(enqueue(&queue, pending().0), Ok(()));
+        drop(rx);
+        assert_eq!(enqueue(&queue, pending().0), Err(ProposeError::Stopped));
+    }
+
+    #[test]
+    fn the_apply_gap_is_log_minus_applied() {
+        let mut m = openraft::RaftMetrics::<NodeId, Member>::new_initial(1);
+        assert_eq!(apply_gap(&m), 0);
+        m.last_log_index = Some(MAX_APPLY_GAP + 10);
+        assert_eq!(apply_gap(&m), MAX_APPLY_GAP + 10);
+        m.last_applied = Some(openraft::LogId::new(
+            openraft::CommittedLeaderId::new(1, 1),
+            10,
+        ));
+        assert_eq!(apply_gap(&m), MAX_APPLY_GAP);
     }
 }

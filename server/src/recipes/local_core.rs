@@ -68,7 +68,9 @@ impl LocalCore {
             | ApiError::ApplyTimeout
             | ApiError::Propose(ProposeError::LeaderLost) => CoreError::Timeout(message),
             ApiError::Propose(_) | ApiError::ReadIndex(_) => CoreError::Unavailable(message),
-            ApiError::Transfer(_) | ApiError::Storage(_) => CoreError::Other(message),
+            ApiError::Transfer(_) | ApiError::Storage(_) | ApiError::TooManyLeases => {
+                CoreError::Other(message)
+            }
             ApiError::Mvcc(_)
             | ApiError::Recipe(_)
             | ApiError::Member(_)

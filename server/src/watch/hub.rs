@@ -22,6 +22,9 @@ pub const MIN_PROGRESS_NOTIFY_INTERVAL: Duration = Duration::from_millis(100);
 /// larger revision is read whole).
 pub const DEFAULT_CATCH_UP_CHUNK: usize = 512;
 
+/// The default of `--max-watches-per-stream`.
+pub const DEFAULT_MAX_WATCHES_PER_STREAM: usize = 10_000;
+
 /// How watches behave.
 #[derive(Debug, Clone, Copy)]
 pub struct WatchSettings {
@@ -30,6 +33,8 @@ pub struct WatchSettings {
     pub progress_notify_interval: Duration,
     /// Changes read from the history per catch-up step.
     pub catch_up_chunk: usize,
+    /// Most watches one stream may hold (`--max-watches-per-stream`).
+    pub max_watches_per_stream: usize,
 }
 
 impl Default for WatchSettings {
@@ -37,6 +42,7 @@ impl Default for WatchSettings {
         WatchSettings {
             progress_notify_interval: Duration::from_secs(600),
             catch_up_chunk: DEFAULT_CATCH_UP_CHUNK,
+            max_watches_per_stream: DEFAULT_MAX_WATCHES_PER_STREAM,
         }
     }
 }

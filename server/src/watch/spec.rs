@@ -29,6 +29,10 @@ pub enum CreateError {
     /// cancellation at compaction revision -1.)
     #[error("witan: watch start revision {0} is negative")]
     NegativeStartRevision(i64),
+    /// The stream already holds `--max-watches-per-stream` watches. (etcd
+    /// has no such limit; the text follows its "too many requests".)
+    #[error("etcdserver: too many watches on this stream (at most {0})")]
+    TooManyWatches(usize),
 }
 
 /// Which events a watch drops (etcd's `NOPUT` / `NODELETE`).

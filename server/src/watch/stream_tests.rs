@@ -610,3 +610,33 @@ async fn history_is_read_in_chunks_of_whole_revisions() {
 fn revisions_of(changes: &[crate::mvcc::Change]) -> Vec<i64> {
     changes.iter().map(|c| c.kv.mod_revision).collect()
 }
+
+#[tokio::test]
+async fn a_stream_holds_at_most_max_watches_per_stream() {
+    let h = Harness::new(WatchSettings {
+        max_watches_per_stream: 2,
+        ..WatchSettings::default()
+    })
+    .await;
+    let mut c = h.open(1);
+    for _ in 0..3 {
+        c.create(create("a", "", 0)).await;
+    }
+    let kinds = [c.next().await, c.next().await, c.next().await].map(|r| (r.watch_id, r.kind));
+    assert_eq!(
+        kinds,
+        [
+            (0, ResponseKind::Created),
+            (1, ResponseKind::Created),
+            (
+                NO_WATCH_ID,
+                ResponseKind::Refused(CreateError::TooManyWatches(2))
+            ),
+        ]
+    );
+    // A cancel makes room again.
+    c.send(Request::Cancel(0)).await;
+    assert_eq!(c.next().await.kind, ResponseKind::Canceled);
+    c.create(create("a", "", 0)).await;
+    assert_eq!(c.next().await.kind, ResponseKind::Created);
+}

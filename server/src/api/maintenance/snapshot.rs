@@ -65,28 +65,26 @@ async fn send(
     let total = copy.len() + SNAPSHOT_HASH_BYTES as u64;
     let mut sent = 0u64;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
     while sent < copy.len() {
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = file.read(&mut buf[filled..]).await?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
+        // A chunk is whatever the file holds up to the chunk size: `take`
+        // bounds the read, so no buffer is ever sliced.
+        let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+        let filled = (&mut file)
+            .take(SNAPSHOT_CHUNK_BYTES as u64)
+            .read_to_end(&mut chunk)
+            .await?;
         if filled == 0 {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::UnexpectedEof,
                 "the snapshot copy is shorter than it was",
             ));
         }
-        hasher.update(&buf[..filled]);
+        hasher.update(&chunk);
         sent += filled as u64;
         let message = SnapshotResponse {
             header: None,
-            remaining_bytes: total - sent,
-            blob: buf[..filled].to_vec(),
+            remaining_bytes: total.saturating_sub(sent),
+            blob: chunk,
             version: String::new(),
         };
         if tx.send(Ok(message)).await.is_err() {

@@ -31,7 +31,7 @@ use witan_proto::etcdserverpb::WatchCreateRequest;
 
 use super::ids::IdAllocator;
 use super::response::{Request, Response, ResponseKind, NO_WATCH_ID};
-use super::spec::WatchSpec;
+use super::spec::{CreateError, WatchSpec};
 use super::watcher::Watcher;
 use super::{StreamError, WatchSettings};
 use crate::mvcc::HistoryError;
@@ -149,7 +149,11 @@ impl WatchStream {
 
     async fn create(&mut self, request: WatchCreateRequest) -> Result<(), Halt> {
         let current = self.state.current().kv.revision();
+        let max = self.settings.max_watches_per_stream;
         let created = WatchSpec::new(&request).and_then(|spec| {
+            if self.watchers.len() >= max {
+                return Err(CreateError::TooManyWatches(max));
+            }
             let id = self
                 .ids
                 .assign(request.watch_id, |id| self.watchers.contains_key(&id))?;
@@ -232,7 +236,10 @@ impl WatchStream {
             .changes
             .chunk_by(|a, b| a.kv.mod_revision == b.kv.mod_revision)
         {
-            let revision = group[0].kv.mod_revision;
+            // chunk_by never yields an empty group.
+            let Some(revision) = group.first().map(|c| c.kv.mod_revision) else {
+                continue;
+            };
             for w in self.watchers.values_mut().filter(|w| w.live) {
                 let events = w.live_events(group);
                 if !events.is_empty() {
