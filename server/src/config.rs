@@ -246,6 +246,16 @@ pub struct Config {
     #[arg(long, env = "WITAN_MAX_WATCHES_PER_STREAM", default_value_t = 10_000)]
     pub max_watches_per_stream: usize,
 
+    /// Most watches one client connection may hold over all its watch
+    /// streams; a create past it is refused (canceled with a "too many
+    /// watches" reason).
+    #[arg(
+        long,
+        env = "WITAN_MAX_WATCHES_PER_CONNECTION",
+        default_value_t = 100_000
+    )]
+    pub max_watches_per_connection: usize,
+
     /// Most leases in the whole cluster (leases have no owner to count
     /// them per client): a LeaseGrant past it fails with ResourceExhausted
     /// "etcdserver: too many leases". Checked by the member receiving the

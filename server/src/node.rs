@@ -276,11 +276,16 @@ impl Node {
             client_addrs.push(local_addr(&listener)?);
             let router = tonic::service::Routes::default()
                 .add_service(sized.apply(api::kv_server(kv.clone())))
-                .add_service(sized.apply(api::watch_server(api::WatchService::new(
-                    watches.clone(),
-                    header.clone(),
-                    config.max_request_bytes,
-                ))))
+                .add_service(
+                    sized.apply(api::watch_server(
+                        api::WatchService::new(
+                            watches.clone(),
+                            header.clone(),
+                            config.max_request_bytes,
+                        )
+                        .with_max_watches_per_connection(config.max_watches_per_connection),
+                    )),
+                )
                 .add_service(sized.apply(LeaseServer::from_arc(leases.clone())))
                 .add_service(sized.apply(api::cluster_server(api::ClusterService::new(
                     core.clone(),

@@ -1,5 +1,6 @@
 //! The limits a client meets (issue 8), end to end against one real member
-//! started with small limits: the lease count, watches per stream, gRPC
+//! started with small limits: the lease count, watches per stream and per
+//! connection, gRPC
 //! message sizes both ways on every kind of service, and concurrent HTTP/2
 //! streams per connection. Proposal back-pressure ("too many requests") is
 //! tested beside the proposer: filling a 65,536-command queue is not a fast
@@ -23,6 +24,7 @@ async fn limited() -> Result<Cluster> {
     let args = [
         ("--max-leases", "2".to_string()),
         ("--max-watches-per-stream", "2".to_string()),
+        ("--max-watches-per-connection", "3".to_string()),
         ("--max-request-bytes", MAX_REQUEST_BYTES.to_string()),
         ("--max-send-bytes", MAX_SEND_BYTES.to_string()),
         ("--max-concurrent-streams", "2".to_string()),
@@ -155,5 +157,55 @@ async fn a_connection_opens_at_most_max_concurrent_streams() -> Result<()> {
         .context("the third stream never opened")???
         .context("third watch created")?;
     assert!(created.created());
+    Ok(())
+}
+
+async fn next_answer(stream: &mut etcd_client::WatchStream) -> Result<(bool, bool, String)> {
+    let r = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .context("no watch answer")??
+        .context("the watch stream ended")?;
+    Ok((r.created(), r.canceled(), r.cancel_reason().to_string()))
+}
+
+#[tokio::test]
+async fn a_connection_holds_at_most_max_watches_per_connection() -> Result<()> {
+    let cluster = limited().await?;
+    let c = cluster.client(0).await?;
+    let created = (true, false, String::new());
+    let mut first = c.watch_client().watch("a", None).await?;
+    first.watch("b", None).await?;
+    assert_eq!(next_answer(&mut first).await?, created);
+    assert_eq!(next_answer(&mut first).await?, created);
+    let mut second = c.watch_client().watch("c", None).await?;
+    assert_eq!(next_answer(&mut second).await?, created);
+    second.watch("d", None).await?;
+    let refused = (
+        true,
+        true,
+        "etcdserver: too many watches on this connection (at most 3)".to_string(),
+    );
+    assert_eq!(next_answer(&mut second).await?, refused);
+
+    // Another connection has its own budget.
+    let mut other = cluster.client(0).await?;
+    let mut third = other.watch("e", None).await?;
+    assert_eq!(next_answer(&mut third).await?, created);
+
+    // A stream that ends gives its watches back.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        second.watch("d", None).await?;
+        let answer = next_answer(&mut second).await?;
+        if answer == created {
+            break;
+        }
+        assert_eq!(answer, refused);
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the closed stream's watches were never given back"
+        );
+    }
     Ok(())
 }

@@ -4,9 +4,11 @@
 //! become etcd's `WatchResponse`s (header filled in, large responses split
 //! for watches created with `fragment`).
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use futures::{stream, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -20,7 +22,7 @@ use witan_proto::etcdserverpb::{ResponseHeader, WatchRequest, WatchResponse};
 use super::{ApiError, HeaderSource};
 use crate::mvcc::MvccError;
 use crate::raft::proposer::ProposeError;
-use crate::watch::{self, fragment, ResponseKind, StreamError, WatchHub};
+use crate::watch::{self, fragment, ResponseKind, StreamError, WatchBudget, WatchHub};
 
 /// Responses buffered per stream before the stream waits for the client
 /// (and its watches fall behind the live feed, to catch up later).
@@ -35,6 +37,12 @@ pub struct WatchService {
     header: HeaderSource,
     max_request_bytes: usize,
     streams: Arc<AtomicU64>,
+    /// `--max-watches-per-connection` (`usize::MAX`: not counted).
+    max_per_connection: usize,
+    /// The watch budget of each client connection with a watch stream
+    /// open, by the connection's remote address (a connection's streams
+    /// hold it; it goes away with the last of them).
+    connections: Mutex<HashMap<SocketAddr, Weak<WatchBudget>>>,
 }
 
 impl WatchService {
@@ -46,7 +54,40 @@ impl WatchService {
             header,
             max_request_bytes,
             streams: Arc::default(),
+            max_per_connection: usize::MAX,
+            connections: Mutex::default(),
         }
+    }
+
+    /// Limits the watches of one client connection, over all its streams,
+    /// to `max` (`--max-watches-per-connection`).
+    pub fn with_max_watches_per_connection(self, max: usize) -> Self {
+        WatchService {
+            max_per_connection: max,
+            ..self
+        }
+    }
+
+    /// The budget of the connection at `remote` (none without an address:
+    /// the gateway's in-process calls, one watch per HTTP request).
+    fn budget(&self, remote: Option<SocketAddr>) -> Option<Arc<WatchBudget>> {
+        let remote = remote?;
+        if self.max_per_connection == usize::MAX {
+            return None;
+        }
+        // A poisoned lock only means another stream panicked while holding
+        // it; the map is still a valid map.
+        let mut connections = match self.connections.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(budget) = connections.get(&remote).and_then(Weak::upgrade) {
+            return Some(budget);
+        }
+        connections.retain(|_, budget| budget.strong_count() > 0);
+        let budget = Arc::new(WatchBudget::new(self.max_per_connection));
+        connections.insert(remote, Arc::downgrade(&budget));
+        Some(budget)
     }
 }
 
@@ -61,6 +102,7 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
+        let budget = self.budget(request.remote_addr());
         let requests = request
             .into_inner()
             .filter_map(|message| std::future::ready(convert_request(message)));
@@ -71,7 +113,7 @@ impl Watch for WatchService {
         tokio::spawn(
             async move {
                 debug!("watch stream opened");
-                let result = hub.serve(requests, out).await;
+                let result = hub.serve_on_connection(requests, out, budget).await;
                 debug!(ok = result.is_ok(), "watch stream closed");
                 let _ = ended.send(result);
             }

@@ -145,6 +145,12 @@ impl LeaseTable {
 
     /// Creates lease `id` with `ttl` seconds; it counts from the next tick.
     pub fn grant(&mut self, id: i64, ttl: i64) -> Result<(), MvccError> {
+        // 0 is "no lease" (etcd's NoLease, refused the same way): granted,
+        // revoking it would delete every key without a lease. The API
+        // never proposes it, but a forwarded batch comes from a peer.
+        if id == 0 {
+            return Err(MvccError::LeaseNotFound);
+        }
         if self.contains(id) {
             return Err(MvccError::LeaseExists);
         }

@@ -17,6 +17,13 @@ pub enum ConvertError {
     /// A field that must be present was absent.
     #[error("malformed raft message: missing field `{0}`")]
     MissingField(&'static str),
+    /// AppendEntries whose log ids no leader could send: entries not
+    /// numbered one after the other from `prev_log_id`, or of a term
+    /// before `prev_log_id`'s, after an earlier entry's, or past the
+    /// sender's vote. openraft expects its peers to be well behaved; a
+    /// hostile or broken one is refused here, before it reaches the log.
+    #[error("malformed raft message: {0}")]
+    BadLogIds(&'static str),
 }
 
 /// Converts a log id to its message.
@@ -178,11 +185,13 @@ pub fn append_request_to_pb(
     }
 }
 
-/// An AppendEntries request message as openraft's type.
+/// An AppendEntries request message as openraft's type; refused unless
+/// its log ids are ones a leader could send (see
+/// [`ConvertError::BadLogIds`]).
 pub fn append_request_from_pb(
     req: raftpb::AppendEntriesRequest,
 ) -> Result<openraft::raft::AppendEntriesRequest<TypeConfig>, ConvertError> {
-    Ok(openraft::raft::AppendEntriesRequest {
+    let request = openraft::raft::AppendEntriesRequest {
         vote: required_vote(req.vote.as_ref())?,
         prev_log_id: opt_log_id_from_pb(req.prev_log_id.as_ref()),
         entries: req
@@ -191,7 +200,46 @@ pub fn append_request_from_pb(
             .map(entry_from_pb)
             .collect::<Result<_, _>>()?,
         leader_commit: opt_log_id_from_pb(req.leader_commit.as_ref()),
-    })
+    };
+    check_log_ids(&request)?;
+    Ok(request)
+}
+
+/// The entries follow `prev_log_id` one index at a time, with terms that
+/// never go back and never pass the sender's vote.
+fn check_log_ids(
+    req: &openraft::raft::AppendEntriesRequest<TypeConfig>,
+) -> Result<(), ConvertError> {
+    let vote_term = req.vote.leader_id.term;
+    let mut previous = req.prev_log_id;
+    if previous.is_some_and(|p| p.leader_id.term > vote_term) {
+        return Err(ConvertError::BadLogIds(
+            "prev_log_id is of a term after the vote",
+        ));
+    }
+    for entry in &req.entries {
+        let id = entry.log_id;
+        let expected = match previous {
+            Some(p) => p
+                .index
+                .checked_add(1)
+                .ok_or(ConvertError::BadLogIds("log index overflow"))?,
+            None => 0,
+        };
+        if id.index != expected {
+            return Err(ConvertError::BadLogIds("entries are not consecutive"));
+        }
+        if previous.is_some_and(|p| id.leader_id.term < p.leader_id.term) {
+            return Err(ConvertError::BadLogIds("an entry's term goes back"));
+        }
+        if id.leader_id.term > vote_term {
+            return Err(ConvertError::BadLogIds(
+                "an entry is of a term after the vote",
+            ));
+        }
+        previous = Some(id);
+    }
+    Ok(())
 }
 
 /// openraft's AppendEntries response as a message.

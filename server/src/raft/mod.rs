@@ -7,6 +7,8 @@
 
 pub mod convert;
 pub mod crash_detector;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod types;
 
 pub use types::*;

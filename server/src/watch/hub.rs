@@ -10,6 +10,7 @@ use futures::Stream;
 use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
+use super::budget::{BudgetHold, WatchBudget};
 use super::response::{Request, Response};
 use super::stream::WatchStream;
 use super::StreamError;
@@ -93,15 +94,31 @@ impl WatchHub {
     where
         R: Stream<Item = Result<Request, E>>,
     {
+        self.serve_on_connection(requests, out, None).await
+    }
+
+    /// [`WatchHub::serve`] for a stream of a client connection whose
+    /// watches (over all its streams) count against `budget`.
+    pub async fn serve_on_connection<R, E>(
+        &self,
+        requests: R,
+        out: mpsc::Sender<Response>,
+        budget: Option<Arc<WatchBudget>>,
+    ) -> Result<(), StreamError<E>>
+    where
+        R: Stream<Item = Result<Request, E>>,
+    {
         let _open = OpenStream::new(&self.open);
-        WatchStream::new(
+        let mut stream = WatchStream::new(
             self.state.clone(),
             self.settings,
             out,
             self.stopping.clone(),
-        )
-        .run(requests)
-        .await
+        );
+        if let Some(budget) = budget {
+            stream = stream.with_budget(BudgetHold::new(budget));
+        }
+        stream.run(requests).await
     }
 
     /// How many client streams are being served.

@@ -21,6 +21,7 @@
 //! This module knows nothing about tonic (the API layer adapts the gRPC
 //! stream) nor SQL (history reads go through `storage::SqliteHistory`).
 
+mod budget;
 mod catchup;
 pub mod fragment;
 mod hub;
@@ -33,6 +34,7 @@ mod watcher;
 #[cfg(test)]
 mod stream_tests;
 
+pub use budget::{BudgetHold, WatchBudget};
 pub use hub::{WatchHub, WatchSettings, DEFAULT_CATCH_UP_CHUNK, MIN_PROGRESS_NOTIFY_INTERVAL};
 pub use response::{Request, Response, ResponseKind, NO_WATCH_ID};
 pub use spec::{CreateError, EventFilter, WatchSpec};

@@ -33,6 +33,10 @@ pub enum CreateError {
     /// has no such limit; the text follows its "too many requests".)
     #[error("etcdserver: too many watches on this stream (at most {0})")]
     TooManyWatches(usize),
+    /// The client connection already holds
+    /// `--max-watches-per-connection` watches over all its streams.
+    #[error("etcdserver: too many watches on this connection (at most {0})")]
+    TooManyWatchesOnConnection(usize),
 }
 
 /// Which events a watch drops (etcd's `NOPUT` / `NODELETE`).

@@ -29,6 +29,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::debug;
 use witan_proto::etcdserverpb::WatchCreateRequest;
 
+use super::budget::BudgetHold;
 use super::ids::IdAllocator;
 use super::response::{Request, Response, ResponseKind, NO_WATCH_ID};
 use super::spec::{CreateError, WatchSpec};
@@ -62,6 +63,8 @@ pub struct WatchStream {
     progress_requested: bool,
     /// The last watch given a catch-up step (round robin).
     cursor: i64,
+    /// This stream's share of its connection's watch budget, if counted.
+    budget: Option<BudgetHold>,
 }
 
 impl WatchStream {
@@ -88,6 +91,15 @@ impl WatchStream {
             ids: IdAllocator::default(),
             progress_requested: false,
             cursor: i64::MIN,
+            budget: None,
+        }
+    }
+
+    /// Counts this stream's watches against its connection's budget.
+    pub fn with_budget(self, budget: BudgetHold) -> Self {
+        WatchStream {
+            budget: Some(budget),
+            ..self
         }
     }
 
@@ -157,6 +169,12 @@ impl WatchStream {
             let id = self
                 .ids
                 .assign(request.watch_id, |id| self.watchers.contains_key(&id))?;
+            // Last: a refusal above must not hold part of the budget.
+            if let Some(budget) = self.budget.as_mut() {
+                if !budget.take() {
+                    return Err(CreateError::TooManyWatchesOnConnection(budget.max()));
+                }
+            }
             Ok((id, spec))
         });
         let (id, spec) = match created {
@@ -191,6 +209,9 @@ impl WatchStream {
     async fn cancel(&mut self, id: i64) -> Result<(), Halt> {
         if self.watchers.remove(&id).is_none() {
             return Ok(());
+        }
+        if let Some(budget) = self.budget.as_mut() {
+            budget.give_back();
         }
         debug!(id, "watch canceled");
         let current = self.state.current().kv.revision();
@@ -300,6 +321,9 @@ impl WatchStream {
         if w.next < compact {
             debug!(id, next = w.next, compact, "watch start compacted away");
             self.watchers.remove(&id);
+            if let Some(budget) = self.budget.as_mut() {
+                budget.give_back();
+            }
             return self
                 .send(Response {
                     watch_id: id,
