@@ -96,46 +96,8 @@ impl Cluster {
     /// Starts a cluster of `options.size` members of `binary` and waits until
     /// every member serves linearizable reads.
     pub async fn start(binary: &str, options: ClusterOptions) -> Result<Cluster> {
-        let dir = tempfile::tempdir()?;
-        let ports = free_ports(options.size * 2)?;
-        let members: Vec<Member> = (0..options.size)
-            .map(|i| {
-                let name = format!("m{}", i + 1);
-                Member {
-                    data_dir: dir.path().join(format!("{name}.data")),
-                    log_path: dir.path().join(format!("{name}.log")),
-                    name,
-                    client_port: ports[2 * i],
-                    peer_port: ports[2 * i + 1],
-                    child: None,
-                    paused: false,
-                    join: None,
-                    own_args: Vec::new(),
-                    https_client_port: None,
-                }
-            })
-            .collect();
-        let initial_cluster = members
-            .iter()
-            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster {
-            binary: PathBuf::from(binary),
-            options,
-            initial_cluster,
-            members,
-            ids: Vec::new(),
-            _dir: dir,
-        };
-        for i in 0..cluster.members.len() {
-            cluster.start_member(i)?;
-        }
-        cluster.wait_all_ready(Duration::from_secs(30)).await?;
-        for i in 0..cluster.size() {
-            let id = cluster.member_id(i).await?;
-            cluster.ids.push(id);
-        }
+        let mut cluster = Cluster::prepare(binary, options)?;
+        cluster.launch().await?;
         Ok(cluster)
     }
 

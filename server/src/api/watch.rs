@@ -102,7 +102,15 @@ impl Watch for WatchService {
         &self,
         request: Request<Streaming<WatchRequest>>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let budget = self.budget(request.remote_addr());
+        // Client connections carry witan's own connection info (TLS or
+        // not), which tonic's `remote_addr` does not know about.
+        let remote = request.remote_addr().or_else(|| {
+            request
+                .extensions()
+                .get::<crate::tls::ConnInfo>()
+                .and_then(|info| info.remote_addr)
+        });
+        let budget = self.budget(remote);
         let requests = request
             .into_inner()
             .filter_map(|message| std::future::ready(convert_request(message)));
