@@ -135,7 +135,7 @@ pub async fn run(
             }
             // Anything new since (a message from the leader, a new term or
             // leader) means the election is no longer ours to start.
-            let still = suspect_again(&metrics, me, &contact, &suspect);
+            let still = suspect_again(&metrics, &contact, &suspect);
             if !still {
                 debug!("leader situation changed before the lease ran out: not campaigning");
                 continue;
@@ -192,12 +192,11 @@ fn suspect(
     })
 }
 
-fn suspect_again(metrics: &Metrics, me: NodeId, contact: &LeaderContact, s: &Suspect) -> bool {
+fn suspect_again(metrics: &Metrics, contact: &LeaderContact, s: &Suspect) -> bool {
     let m = metrics.borrow();
     m.state == ServerState::Follower
         && m.current_leader == Some(s.leader)
         && m.current_term == s.term
-        && m.current_leader != Some(me)
         && contact.last(s.leader) == Some(s.last)
 }
 

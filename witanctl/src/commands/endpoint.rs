@@ -94,17 +94,7 @@ async fn status(ctx: &Ctx, endpoints: &[String]) -> Result<(), CtlError> {
     }
     match ctx.format {
         Format::Table => output::emit(&status_table(&found)),
-        Format::Json => output::emit_json(&Json::Arr(
-            found
-                .iter()
-                .map(|(ep, resp)| {
-                    json::Obj::new()
-                        .always("Endpoint", ep.as_str().into())
-                        .always("Status", json::status(resp))
-                        .done()
-                })
-                .collect(),
-        )),
+        Format::Json => output::emit_json(&per_endpoint(&found, "Status", json::status)),
         Format::Simple | Format::Fields => output::emit(
             &found
                 .iter()
@@ -113,6 +103,21 @@ async fn status(ctx: &Ctx, endpoints: &[String]) -> Result<(), CtlError> {
         ),
     }
     done(failed, endpoints.len())
+}
+
+/// etcdctl's JSON for a per-endpoint answer: `[{"Endpoint": ep, key: answer}]`.
+fn per_endpoint<R>(found: &[(String, R)], key: &str, answer: impl Fn(&R) -> Json) -> Json {
+    Json::Arr(
+        found
+            .iter()
+            .map(|(ep, resp)| {
+                json::Obj::new()
+                    .always("Endpoint", ep.as_str().into())
+                    .always(key, answer(resp))
+                    .done()
+            })
+            .collect(),
+    )
 }
 
 fn done(failed: usize, total: usize) -> Result<(), CtlError> {
@@ -278,17 +283,7 @@ async fn hash_kv(ctx: &Ctx, endpoints: &[String], revision: i64) -> Result<(), C
             }
             output::emit(&table.render());
         }
-        Format::Json => output::emit_json(&Json::Arr(
-            found
-                .iter()
-                .map(|(ep, resp)| {
-                    json::Obj::new()
-                        .always("Endpoint", ep.as_str().into())
-                        .always("HashKV", json::hash_kv(resp))
-                        .done()
-                })
-                .collect(),
-        )),
+        Format::Json => output::emit_json(&per_endpoint(&found, "HashKV", json::hash_kv)),
         Format::Simple | Format::Fields => output::emit(
             &found
                 .iter()

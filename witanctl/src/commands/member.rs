@@ -109,15 +109,7 @@ pub async fn run(ctx: &Ctx, command: &MemberCommand) -> Result<(), CtlError> {
                     cluster.member_remove(MemberRemoveRequest { id }),
                 )
                 .await?;
-            match ctx.format {
-                Format::Json => {
-                    output::emit_json(&members_json(resp.header.as_ref(), None, &resp.members))
-                }
-                _ => output::emit(&format!(
-                    "Member {id:16x} removed from cluster {:16x}\n",
-                    cluster_id(resp.header.as_ref())
-                )),
-            }
+            emit_change(ctx, id, "removed from", resp.header.as_ref(), &resp.members);
         }
         MemberCommand::Update { id, peer_urls } => {
             let id = parse_member_id(id)?;
@@ -128,15 +120,7 @@ pub async fn run(ctx: &Ctx, command: &MemberCommand) -> Result<(), CtlError> {
             let resp = conn
                 .call("MemberUpdate", cluster.member_update(request))
                 .await?;
-            match ctx.format {
-                Format::Json => {
-                    output::emit_json(&members_json(resp.header.as_ref(), None, &resp.members))
-                }
-                _ => output::emit(&format!(
-                    "Member {id:16x} updated in cluster {:16x}\n",
-                    cluster_id(resp.header.as_ref())
-                )),
-            }
+            emit_change(ctx, id, "updated in", resp.header.as_ref(), &resp.members);
         }
         MemberCommand::Promote { id } => {
             let id = parse_member_id(id)?;
@@ -146,18 +130,28 @@ pub async fn run(ctx: &Ctx, command: &MemberCommand) -> Result<(), CtlError> {
                     cluster.member_promote(MemberPromoteRequest { id }),
                 )
                 .await?;
-            match ctx.format {
-                Format::Json => {
-                    output::emit_json(&members_json(resp.header.as_ref(), None, &resp.members))
-                }
-                _ => output::emit(&format!(
-                    "Member {id:16x} promoted in cluster {:16x}\n",
-                    cluster_id(resp.header.as_ref())
-                )),
-            }
+            emit_change(ctx, id, "promoted in", resp.header.as_ref(), &resp.members);
         }
     }
     Ok(())
+}
+
+/// What `member remove|update|promote` print: the whole membership as
+/// JSON, or etcdctl's one line "Member ID <verb> cluster CLUSTER_ID".
+fn emit_change(
+    ctx: &Ctx,
+    id: u64,
+    verb: &str,
+    header: Option<&ResponseHeader>,
+    members: &[Member],
+) {
+    match ctx.format {
+        Format::Json => output::emit_json(&members_json(header, None, members)),
+        _ => output::emit(&format!(
+            "Member {id:16x} {verb} cluster {:16x}\n",
+            cluster_id(header)
+        )),
+    }
 }
 
 fn cluster_id(header: Option<&ResponseHeader>) -> u64 {
