@@ -105,20 +105,61 @@ async fn keep_alive(conn: &Conn, id: i64, every: Duration) -> Result<(), CtlErro
     }
 }
 
-/// Returns on Ctrl-C (SIGINT) or SIGTERM.
+/// Returns on Ctrl-C (SIGINT) or SIGTERM, including one that arrived
+/// since any earlier call.
+///
+/// The listener is installed once per process and latches: a signal that
+/// lands while a command is between two waits (printing an event, say)
+/// would otherwise be taken by tokio's handler with nobody listening, and
+/// the command would never stop.
 pub async fn until_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+    let mut stopped = stop_latch();
+    let _ = stopped.wait_for(|stopped| *stopped).await;
+}
+
+fn stop_latch() -> watch::Receiver<bool> {
+    static LATCH: std::sync::OnceLock<watch::Receiver<bool>> = std::sync::OnceLock::new();
+    LATCH
+        .get_or_init(|| {
+            let (tx, rx) = watch::channel(false);
+            let signalled = signalled();
+            tokio::spawn(async move {
+                signalled.await;
+                let _ = tx.send(true);
+            });
+            rx
+        })
+        .clone()
+}
+
+/// Registers for SIGINT and SIGTERM now (not at the first poll, so no
+/// signal in between is missed) and resolves at the first of them.
+#[cfg(unix)]
+fn signalled() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let term = signal(SignalKind::terminate()).ok();
+    async move {
+        let wait = |listener: Option<tokio::signal::unix::Signal>| async move {
+            match listener {
+                Some(mut listener) => {
+                    listener.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            return;
+        };
+        tokio::select! {
+            _ = wait(interrupt) => {}
+            _ = wait(term) => {}
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(not(unix))]
+fn signalled() -> impl std::future::Future<Output = ()> {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Runs `command` (program and arguments) with `env` added, and waits
