@@ -19,6 +19,8 @@ mod permissions;
 mod store;
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;
 
 pub use error::AuthError;
