@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod etcd;
+
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
