@@ -1,13 +1,13 @@
 //! The `auth`, `user` and `role` commands and the TLS flags, against a
 //! real etcd 3.4 (spawned on free loopback ports; skipped, with a notice,
-//! where `/usr/bin/etcd` is missing): the same scenario, with etcdctl's
-//! exact output, is meant to run against witan once it serves the Auth
-//! service.
+//! where `/usr/bin/etcd` is missing) and against witan (in process): one
+//! scenario per feature, with etcdctl's exact output, run against both.
 
 mod common;
 
 use common::certs::Ca;
 use common::etcd::{Etcd, ServerTls};
+use common::witan::Witan;
 use common::{fails, ok, run, run_with_input};
 
 const ROOT: [&str; 2] = ["--user", "root:rootpw"];
@@ -204,34 +204,75 @@ async fn auth_commands_against_etcd() {
     auth_scenario(&etcd.client).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_flags_against_etcd() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new(dir.path(), "ca");
-    let server = ca.issue(dir.path(), "server");
-    let client = ca.issue(dir.path(), "client");
-    let (cacert, cert, key) = (
-        ca.cert.display().to_string(),
-        client.cert.display().to_string(),
-        client.key.display().to_string(),
-    );
-    let flags = ["--cacert", &cacert, "--cert", &cert, "--key", &key];
-    let tls = ServerTls {
-        cert: server.cert.clone(),
-        key: server.key.clone(),
-        ca: ca.cert.clone(),
-    };
-    let Some(etcd) = Etcd::start(Some(&tls), &flags).await else {
-        return;
-    };
-    let ep = &etcd.client;
+/// A CA, a server certificate and a client certificate, in a temp dir.
+struct Certs {
+    cacert: String,
+    cert: String,
+    key: String,
+    server: ServerTls,
+    _dir: tempfile::TempDir,
+}
+
+impl Certs {
+    fn new() -> Certs {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = Ca::new(dir.path(), "ca");
+        let server = ca.issue(dir.path(), "server");
+        let client = ca.issue(dir.path(), "client");
+        Certs {
+            cacert: ca.cert.display().to_string(),
+            cert: client.cert.display().to_string(),
+            key: client.key.display().to_string(),
+            server: ServerTls {
+                cert: server.cert,
+                key: server.key,
+                ca: ca.cert,
+            },
+            _dir: dir,
+        }
+    }
+
+    /// witanctl's flags to show the client certificate and trust the CA.
+    fn flags(&self) -> [&str; 6] {
+        [
+            "--cacert",
+            &self.cacert,
+            "--cert",
+            &self.cert,
+            "--key",
+            &self.key,
+        ]
+    }
+
+    /// The server flags (etcd's names, witan's too) for TLS with client
+    /// certificates required.
+    fn server_args(&self) -> Vec<String> {
+        let tls = &self.server;
+        vec![
+            "--cert-file".into(),
+            tls.cert.display().to_string(),
+            "--key-file".into(),
+            tls.key.display().to_string(),
+            "--trusted-ca-file".into(),
+            tls.ca.display().to_string(),
+            "--client-cert-auth".into(),
+        ]
+    }
+}
+
+/// `--cacert/--cert/--key` reach a server that requires client
+/// certificates, on bare and `https://` endpoints; without the CA the
+/// server is not trusted unless `--insecure-skip-tls-verify`; without a
+/// client certificate, or in plain text, nothing gets through.
+async fn tls_scenario(ep: &str, certs: &Certs) {
+    let flags = certs.flags();
     let https = format!("https://{ep}");
 
     // A bare endpoint gets TLS from the flags; an https:// one too.
     assert_eq!(ok(ep, &with(&flags, &["put", "k", "v"])).await, "OK\n");
     assert_eq!(ok(&https, &with(&flags, &["get", "k"])).await, "k\nv\n");
     // Without --cacert the server's certificate is not trusted...
-    let no_ca = ["--cert", &cert, "--key", &key];
+    let no_ca = ["--cert", &certs.cert, "--key", &certs.key];
     let stderr = fails(&https, &with(&no_ca, &["get", "k"])).await;
     assert!(
         stderr.starts_with(&format!("Error: cannot reach {https}: ")),
@@ -240,15 +281,32 @@ async fn tls_flags_against_etcd() {
     // ...unless verification is skipped.
     let skip = with(&no_ca, &["--insecure-skip-tls-verify", "get", "k"]);
     assert_eq!(ok(&https, &skip).await, "k\nv\n");
-    // --client-cert-auth: no client certificate, no connection.
-    let stderr = fails(&https, &["--cacert", &cacert, "get", "k"]).await;
+    // --client-cert-auth: no client certificate, no answer.
+    let stderr = fails(&https, &["--cacert", &certs.cacert, "get", "k"]).await;
     assert!(stderr.starts_with("Error: "), "{stderr}");
     // Plain text to a TLS port fails too.
     assert!(!run(ep, &["get", "k"]).await.status.success());
     // A certificate file that is not one says so.
-    let stderr = fails(ep, &["--cacert", &key, "get", "k"]).await;
+    let stderr = fails(ep, &["--cacert", &certs.key, "get", "k"]).await;
     assert!(
-        stderr.starts_with(&format!("Error: --cacert {key}: ")),
+        stderr.starts_with(&format!("Error: --cacert {}: ", certs.key)),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_flags_against_etcd() {
+    let certs = Certs::new();
+    let Some(etcd) = Etcd::start(Some(&certs.server), &certs.flags()).await else {
+        return;
+    };
+    tls_scenario(&etcd.client, &certs).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_flags_against_witan() {
+    let certs = Certs::new();
+    let witan = Witan::start(true, &certs.server_args(), &certs.flags()).await;
+    tls_scenario(&witan.client, &certs).await;
+    witan.stop().await;
 }

@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod etcd;
+pub mod witan;
 
 use std::process::{Output, Stdio};
 use std::time::Duration;
