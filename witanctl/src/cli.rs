@@ -119,13 +119,14 @@ impl Global {
     }
 
     /// The user name and password, when authentication was asked for:
-    /// `--user name:password`, or `--user name --password secret`.
-    pub fn credentials(&self) -> Option<(String, String)> {
+    /// `--user name:password`, or `--user name --password secret`; the
+    /// password is `None` when neither gives one (etcdctl then asks).
+    pub fn credentials(&self) -> Option<(String, Option<String>)> {
         let user = self.user.as_ref()?;
         match (&self.password, user.split_once(':')) {
-            (Some(password), _) => Some((user.clone(), password.clone())),
-            (None, Some((name, password))) => Some((name.to_string(), password.to_string())),
-            (None, None) => Some((user.clone(), String::new())),
+            (Some(password), _) => Some((user.clone(), Some(password.clone()))),
+            (None, Some((name, password))) => Some((name.to_string(), Some(password.to_string()))),
+            (None, None) => Some((user.clone(), None)),
         }
     }
 }
@@ -261,13 +262,15 @@ mod tests {
         let cli = Cli::parse_from(["witanctl", "--user", "root:secret", "version"]);
         assert_eq!(
             cli.global.credentials(),
-            Some(("root".to_string(), "secret".to_string()))
+            Some(("root".to_string(), Some("secret".to_string())))
         );
         let cli = Cli::parse_from(["witanctl", "--user", "root", "--password", "a:b", "version"]);
         assert_eq!(
             cli.global.credentials(),
-            Some(("root".to_string(), "a:b".to_string()))
+            Some(("root".to_string(), Some("a:b".to_string())))
         );
+        let cli = Cli::parse_from(["witanctl", "--user", "root", "version"]);
+        assert_eq!(cli.global.credentials(), Some(("root".to_string(), None)));
         let cli = Cli::parse_from(["witanctl", "version"]);
         assert_eq!(cli.global.credentials(), None);
     }

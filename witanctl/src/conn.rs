@@ -72,17 +72,31 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// The context the global flags describe.
+    /// The context the global flags describe. A `--user` without a
+    /// password gets an empty one here; [`Ctx::ask_password`] asks for it.
     pub fn new(global: &Global) -> Ctx {
+        let credentials = global
+            .credentials()
+            .map(|(name, password)| (name, password.unwrap_or_default()));
         Ctx {
             endpoints: global.endpoints(),
             dial_timeout: global.dial_timeout,
             command_timeout: global.command_timeout,
             format: global.write_out,
             hex: global.hex,
-            credentials: global.credentials(),
+            credentials,
             tls: global.tls(),
         }
+    }
+
+    /// Asks for the password of `--user` on the terminal ("Password: ",
+    /// as etcdctl) when the flags gave none.
+    pub fn ask_password(&mut self, global: &Global) -> Result<(), CtlError> {
+        if let Some((name, None)) = global.credentials() {
+            let password = crate::commands::user::prompt("Password: ")?;
+            self.credentials = Some((name, password));
+        }
+        Ok(())
     }
 
     /// A connection to the first endpoint that answers, in the order

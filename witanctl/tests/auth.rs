@@ -184,6 +184,14 @@ async fn auth_scenario(ep: &str) {
         "{stderr}"
     );
 
+    // --user without a password asks for it, as etcdctl does.
+    let out = run_with_input(ep, &["--user", "root", "get", "/other/y"], "rootpw\n").await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Password: \n/other/y\n2\n"
+    );
+
     assert_eq!(
         ok(ep, &with(&ROOT, &["auth", "disable"])).await,
         "Authentication Disabled\n"

@@ -31,7 +31,11 @@ use crate::output;
 
 /// Runs the command `cli` names.
 pub async fn run(cli: Cli) -> Result<ExitCode, CtlError> {
-    let ctx = Ctx::new(&cli.global);
+    let mut ctx = Ctx::new(&cli.global);
+    // Commands that never dial need no password.
+    if !matches!(cli.command, Command::Version | Command::Bench(_)) {
+        ctx.ask_password(&cli.global)?;
+    }
     match cli.command {
         Command::Put(args) => kv::put(&ctx, &args).await?,
         Command::Get(args) => kv::get(&ctx, &args).await?,

@@ -269,19 +269,24 @@ fn ask_password(name: &str, interactive: bool) -> Result<String, CtlError> {
         let line = read_line(false)?;
         return Ok(line.split_whitespace().next().unwrap_or("").to_string());
     }
-    output::emit(&format!("Password of {name}: "));
-    let first = read_line(true)?;
-    output::emit("\n");
+    let first = prompt(&format!("Password of {name}: "))?;
     if first.is_empty() {
         return Err(UsageError::Missing("empty password").into());
     }
-    output::emit(&format!("Type password of {name} again for confirmation: "));
-    let second = read_line(true)?;
-    output::emit("\n");
+    let second = prompt(&format!("Type password of {name} again for confirmation: "))?;
     if first != second {
         return Err(UsageError::Missing("given passwords are different").into());
     }
     Ok(first)
+}
+
+/// Asks for a secret as etcdctl does: `text` on standard output, the
+/// answer read with echo off (on a terminal), then a line end.
+pub fn prompt(text: &str) -> Result<String, CtlError> {
+    output::emit(text);
+    let answer = read_line(true)?;
+    output::emit("\n");
+    Ok(answer)
 }
 
 /// One line of standard input without its line end; with `hidden`, and
