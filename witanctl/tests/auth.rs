@@ -205,6 +205,20 @@ async fn auth_scenario(ep: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_commands_against_witan() {
+    let fast = ["--bcrypt-cost".to_string(), "4".to_string()];
+    let witan = Witan::start(false, &fast, &[]).await;
+    auth_scenario(&witan.client).await;
+    // etcdctl 3.5's `auth status` (etcd 3.4 does not serve it).
+    let status = ok(&witan.client, &["auth", "status"]).await;
+    assert!(
+        status.starts_with("Authentication Status: false\nAuthRevision: "),
+        "{status}"
+    );
+    witan.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_commands_against_etcd() {
     let Some(etcd) = Etcd::start(None, &[]).await else {
         return;
@@ -271,7 +285,8 @@ impl Certs {
 /// `--cacert/--cert/--key` reach a server that requires client
 /// certificates, on bare and `https://` endpoints; without the CA the
 /// server is not trusted unless `--insecure-skip-tls-verify`; without a
-/// client certificate, or in plain text, nothing gets through.
+/// client certificate, or in plain text, nothing gets through; with auth
+/// enabled, the client certificate's common name is the user.
 async fn tls_scenario(ep: &str, certs: &Certs) {
     let flags = certs.flags();
     let https = format!("https://{ep}");
@@ -300,6 +315,33 @@ async fn tls_scenario(ep: &str, certs: &Certs) {
         stderr.starts_with(&format!("Error: --cacert {}: ", certs.key)),
         "{stderr}"
     );
+
+    // With auth on, the certificate's common name ("client") is the user
+    // when no --user is given.
+    let root = with(&flags, &ROOT);
+    assert_eq!(
+        ok(ep, &with(&flags, &["user", "add", "root:rootpw"])).await,
+        "User root created\n"
+    );
+    assert_eq!(
+        ok(ep, &with(&root, &["auth", "enable"])).await,
+        "Authentication Enabled\n"
+    );
+    let add = ["user", "add", "client", "--no-password"];
+    assert_eq!(ok(ep, &with(&root, &add)).await, "User client created\n");
+    let stderr = fails(ep, &with(&flags, &["get", "k"])).await;
+    assert!(
+        stderr.starts_with("Error: etcdserver: permission denied"),
+        "{stderr}"
+    );
+    for step in [
+        &["role", "add", "r"][..],
+        &["role", "grant-permission", "r", "read", "k"],
+        &["user", "grant-role", "client", "r"],
+    ] {
+        ok(ep, &with(&root, step)).await;
+    }
+    assert_eq!(ok(ep, &with(&flags, &["get", "k"])).await, "k\nv\n");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
