@@ -3,8 +3,10 @@
 //! the generated etcd and witan clients over it. A dial that fails says
 //! which endpoint and why; a unary call runs under `--command-timeout`
 //! ([`Conn::call`]), a blocking or streaming one does not. TLS (etcdctl's
-//! `--cacert`, `--cert`, `--key` flags, `https://` endpoints) is in [`tls`].
+//! `--cacert`, `--cert`, `--key` flags, `https://` endpoints) is in [`tls`],
+//! asking for passwords in [`prompt`].
 
+pub mod prompt;
 pub mod tls;
 
 use std::future::Future;
@@ -93,7 +95,7 @@ impl Ctx {
     /// as etcdctl) when the flags gave none.
     pub fn ask_password(&mut self, global: &Global) -> Result<(), CtlError> {
         if let Some((name, None)) = global.credentials() {
-            let password = crate::commands::user::prompt("Password: ")?;
+            let password = prompt::prompt("Password: ")?;
             self.credentials = Some((name, password));
         }
         Ok(())

@@ -4,8 +4,6 @@
 //! echo off, twice; with `--interactive=false` it reads one word from
 //! standard input).
 
-use std::io::{BufRead, IsTerminal};
-
 use clap::{ArgAction, Args, Subcommand};
 use witan_proto::authpb::UserAddOptions;
 use witan_proto::etcdserverpb::{
@@ -14,6 +12,7 @@ use witan_proto::etcdserverpb::{
 };
 
 use crate::cli::Format;
+use crate::conn::prompt::{prompt, read_line};
 use crate::conn::Ctx;
 use crate::error::{CtlError, UsageError};
 use crate::output::{self, auth};
@@ -278,47 +277,6 @@ fn ask_password(name: &str, interactive: bool) -> Result<String, CtlError> {
         return Err(UsageError::Missing("given passwords are different").into());
     }
     Ok(first)
-}
-
-/// Asks for a secret as etcdctl does: `text` on standard output, the
-/// answer read with echo off (on a terminal), then a line end.
-pub fn prompt(text: &str) -> Result<String, CtlError> {
-    output::emit(text);
-    let answer = read_line(true)?;
-    output::emit("\n");
-    Ok(answer)
-}
-
-/// One line of standard input without its line end; with `hidden`, and
-/// standard input a terminal, not echoed while typed.
-fn read_line(hidden: bool) -> Result<String, CtlError> {
-    let stdin = std::io::stdin();
-    let hide = hidden && stdin.is_terminal();
-    if hide {
-        set_echo(false);
-    }
-    let mut line = String::new();
-    let read = stdin.lock().read_line(&mut line);
-    if hide {
-        set_echo(true);
-    }
-    read.map_err(|source| CtlError::Stdio {
-        what: "cannot read the password from standard input",
-        source,
-    })?;
-    Ok(line.trim_end_matches(['\n', '\r']).to_string())
-}
-
-/// Turns the terminal's echo off or back on, through `stty` (as etcdctl
-/// does), so no terminal library is needed; a failure only means the
-/// password shows while typed, so it is logged, not fatal.
-fn set_echo(on: bool) {
-    let setting = if on { "echo" } else { "-echo" };
-    match std::process::Command::new("stty").arg(setting).status() {
-        Ok(status) if status.success() => {}
-        Ok(status) => tracing::warn!(%status, "stty {setting} failed"),
-        Err(error) => tracing::warn!(%error, "cannot run stty {setting}"),
-    }
 }
 
 #[cfg(test)]
