@@ -3,11 +3,13 @@
 //! operator's habits (and scripts) carry over. Each command's own options
 //! live beside its code in `commands/`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::commands;
+use crate::conn::tls::TlsFlags;
 
 /// The operator CLI for witan (and any etcd v3 cluster).
 #[derive(Debug, Parser)]
@@ -52,6 +54,28 @@ pub struct Global {
     /// Password for authentication (then --user holds the name only).
     #[arg(long, global = true, env = "WITANCTL_PASSWORD")]
     pub password: Option<String>,
+    /// Verify certificates of TLS-enabled secure servers using this CA bundle.
+    #[arg(
+        long = "cacert",
+        id = "tls_cacert",
+        global = true,
+        env = "WITANCTL_CACERT"
+    )]
+    pub cacert: Option<PathBuf>,
+    /// Identify secure client using this TLS certificate file.
+    #[arg(long = "cert", id = "tls_cert", global = true, env = "WITANCTL_CERT")]
+    pub cert: Option<PathBuf>,
+    /// Identify secure client using this TLS key file.
+    #[arg(long = "key", id = "tls_key", global = true, env = "WITANCTL_KEY")]
+    pub key: Option<PathBuf>,
+    /// Skip server certificate verification (CAUTION: this option should be
+    /// enabled only for testing purposes).
+    #[arg(long, global = true, env = "WITANCTL_INSECURE_SKIP_TLS_VERIFY")]
+    pub insecure_skip_tls_verify: bool,
+    /// Disable transport security for client connections
+    /// (`--insecure-transport=false` asks for TLS on endpoints without a scheme).
+    #[arg(long, global = true, env = "WITANCTL_INSECURE_TRANSPORT", default_value_t = true, num_args = 0..=1, require_equals = true, default_missing_value = "true", action = ArgAction::Set)]
+    pub insecure_transport: bool,
 }
 
 /// The etcd endpoints used when neither a flag nor the environment names one.
@@ -83,14 +107,26 @@ impl Global {
         vec![DEFAULT_ENDPOINT.to_string()]
     }
 
+    /// The transport security flags.
+    pub fn tls(&self) -> TlsFlags {
+        TlsFlags {
+            cacert: self.cacert.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            skip_verify: self.insecure_skip_tls_verify,
+            insecure_transport: self.insecure_transport,
+        }
+    }
+
     /// The user name and password, when authentication was asked for:
-    /// `--user name:password`, or `--user name --password secret`.
-    pub fn credentials(&self) -> Option<(String, String)> {
+    /// `--user name:password`, or `--user name --password secret`; the
+    /// password is `None` when neither gives one (etcdctl then asks).
+    pub fn credentials(&self) -> Option<(String, Option<String>)> {
         let user = self.user.as_ref()?;
         match (&self.password, user.split_once(':')) {
-            (Some(password), _) => Some((user.clone(), password.clone())),
-            (None, Some((name, password))) => Some((name.to_string(), password.to_string())),
-            (None, None) => Some((user.clone(), String::new())),
+            (Some(password), _) => Some((user.clone(), Some(password.clone()))),
+            (None, Some((name, password))) => Some((name.to_string(), Some(password.to_string()))),
+            (None, None) => Some((user.clone(), None)),
         }
     }
 }
@@ -158,6 +194,15 @@ pub enum Command {
     Alarm(commands::maintenance::AlarmCommand),
     /// Transfers leadership to another member.
     MoveLeader(commands::maintenance::MoveLeaderArgs),
+    /// Enable or disable authentication.
+    #[command(subcommand)]
+    Auth(commands::auth::AuthCommand),
+    /// User related commands.
+    #[command(subcommand)]
+    User(commands::user::UserCommand),
+    /// Role related commands.
+    #[command(subcommand)]
+    Role(commands::role::RoleCommand),
     /// Prints the version of witanctl.
     Version,
     /// witan's barriers: wait until a barrier is lowered, raise, lower.
@@ -217,14 +262,72 @@ mod tests {
         let cli = Cli::parse_from(["witanctl", "--user", "root:secret", "version"]);
         assert_eq!(
             cli.global.credentials(),
-            Some(("root".to_string(), "secret".to_string()))
+            Some(("root".to_string(), Some("secret".to_string())))
         );
         let cli = Cli::parse_from(["witanctl", "--user", "root", "--password", "a:b", "version"]);
         assert_eq!(
             cli.global.credentials(),
-            Some(("root".to_string(), "a:b".to_string()))
+            Some(("root".to_string(), Some("a:b".to_string())))
         );
+        let cli = Cli::parse_from(["witanctl", "--user", "root", "version"]);
+        assert_eq!(cli.global.credentials(), Some(("root".to_string(), None)));
         let cli = Cli::parse_from(["witanctl", "version"]);
         assert_eq!(cli.global.credentials(), None);
+    }
+
+    #[test]
+    fn a_global_user_is_not_taken_by_a_commands_user_argument() {
+        let cli = Cli::parse_from([
+            "witanctl",
+            "--user",
+            "root:pw",
+            "user",
+            "grant-role",
+            "alice",
+            "reader",
+        ]);
+        assert_eq!(cli.global.user.as_deref(), Some("root:pw"));
+        let cli = Cli::parse_from(["witanctl", "--user", "root:pw", "user", "add", "alice"]);
+        assert_eq!(cli.global.user.as_deref(), Some("root:pw"));
+        let Command::User(commands::user::UserCommand::Add(args)) = cli.command else {
+            panic!("user add parses as user add");
+        };
+        assert_eq!(args.name.as_deref(), Some("alice"));
+    }
+
+    #[test]
+    fn tls_flags_are_etcdctls() {
+        let cli = Cli::parse_from(["witanctl", "version"]);
+        assert_eq!(
+            cli.global.tls(),
+            TlsFlags {
+                insecure_transport: true,
+                ..TlsFlags::default()
+            }
+        );
+        let cli = Cli::parse_from([
+            "witanctl",
+            "--cacert",
+            "ca.pem",
+            "--cert=c.pem",
+            "--key",
+            "k.pem",
+            "--insecure-skip-tls-verify",
+            "--insecure-transport=false",
+            "version",
+        ]);
+        assert_eq!(
+            cli.global.tls(),
+            TlsFlags {
+                cacert: Some("ca.pem".into()),
+                cert: Some("c.pem".into()),
+                key: Some("k.pem".into()),
+                skip_verify: true,
+                insecure_transport: false,
+            }
+        );
+        // A bare flag keeps etcdctl's meaning, and does not swallow the command.
+        let cli = Cli::parse_from(["witanctl", "--insecure-transport", "version"]);
+        assert!(cli.global.insecure_transport);
     }
 }

@@ -2,7 +2,12 @@
 //! timeouts, output settings) and opens a [`Conn`] to one endpoint, with
 //! the generated etcd and witan clients over it. A dial that fails says
 //! which endpoint and why; a unary call runs under `--command-timeout`
-//! ([`Conn::call`]), a blocking or streaming one does not.
+//! ([`Conn::call`]), a blocking or streaming one does not. TLS (etcdctl's
+//! `--cacert`, `--cert`, `--key` flags, `https://` endpoints) is in [`tls`],
+//! asking for passwords in [`prompt`].
+
+pub mod prompt;
+pub mod tls;
 
 use std::future::Future;
 use std::time::Duration;
@@ -24,7 +29,11 @@ use witan_proto::v3electionpb::election_client::ElectionClient;
 use witan_proto::v3lockpb::lock_client::LockClient;
 
 use crate::cli::{Format, Global};
+use crate::conn::tls::TlsFlags;
 use crate::error::CtlError;
+
+/// etcd's answer to `Authenticate` while authentication is disabled.
+const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
 
 /// A channel that carries the auth token, when there is one.
 pub type Svc = InterceptedService<Channel, Token>;
@@ -60,19 +69,36 @@ pub struct Ctx {
     pub hex: bool,
     /// User and password, when authentication is asked for.
     pub credentials: Option<(String, String)>,
+    /// The transport security flags.
+    pub tls: TlsFlags,
 }
 
 impl Ctx {
-    /// The context the global flags describe.
+    /// The context the global flags describe. A `--user` without a
+    /// password gets an empty one here; [`Ctx::ask_password`] asks for it.
     pub fn new(global: &Global) -> Ctx {
+        let credentials = global
+            .credentials()
+            .map(|(name, password)| (name, password.unwrap_or_default()));
         Ctx {
             endpoints: global.endpoints(),
             dial_timeout: global.dial_timeout,
             command_timeout: global.command_timeout,
             format: global.write_out,
             hex: global.hex,
-            credentials: global.credentials(),
+            credentials,
+            tls: global.tls(),
         }
+    }
+
+    /// Asks for the password of `--user` on the terminal ("Password: ",
+    /// as etcdctl) when the flags gave none.
+    pub fn ask_password(&mut self, global: &Global) -> Result<(), CtlError> {
+        if let Some((name, None)) = global.credentials() {
+            let password = prompt::prompt("Password: ")?;
+            self.credentials = Some((name, password));
+        }
+        Ok(())
     }
 
     /// A connection to the first endpoint that answers, in the order
@@ -97,20 +123,30 @@ impl Ctx {
 
     /// A connection to `endpoint` (authenticated when credentials were given).
     pub async fn connect_to(&self, endpoint: &str) -> Result<Conn, CtlError> {
-        let url = url_of(endpoint);
+        let secure = self.tls.wanted(endpoint);
+        // The TLS connector does the handshake, so tonic is given the
+        // plain URI of the same address.
+        let url = if secure {
+            format!("http://{}", endpoint.trim_start_matches("https://"))
+        } else {
+            url_of(endpoint)
+        };
         let target = Endpoint::from_shared(url).map_err(|source| CtlError::BadEndpoint {
             endpoint: endpoint.to_string(),
             source,
         })?;
         let target = target.connect_timeout(self.dial_timeout).tcp_nodelay(true);
-        let channel = match tokio::time::timeout(self.dial_timeout, target.connect()).await {
-            Ok(Ok(channel)) => channel,
-            Ok(Err(error)) => {
-                return Err(CtlError::Unreachable {
-                    endpoint: endpoint.to_string(),
-                    reason: root_cause(&error),
-                })
+        let dial = async {
+            if secure {
+                let connector = tls::connector(self.tls.client_config()?);
+                Ok(target.connect_with_connector(connector).await)
+            } else {
+                Ok(target.connect().await)
             }
+        };
+        let channel = match tokio::time::timeout(self.dial_timeout, dial).await {
+            Ok(Err(error)) => return Err(error),
+            Ok(Ok(answer)) => Self::dialled(endpoint, answer)?,
             Err(_) => {
                 return Err(CtlError::Unreachable {
                     endpoint: endpoint.to_string(),
@@ -131,6 +167,17 @@ impl Ctx {
             conn.authenticate(name, password).await?;
         }
         Ok(conn)
+    }
+
+    /// The channel of a finished dial, or why there is none.
+    fn dialled(
+        endpoint: &str,
+        answer: Result<Channel, tonic::transport::Error>,
+    ) -> Result<Channel, CtlError> {
+        answer.map_err(|error| CtlError::Unreachable {
+            endpoint: endpoint.to_string(),
+            reason: root_cause(&error),
+        })
     }
 }
 
@@ -171,6 +218,11 @@ pub struct Conn {
 impl Conn {
     fn svc(&self) -> Svc {
         InterceptedService::new(self.channel.clone(), self.token.clone())
+    }
+
+    /// etcd's Auth service (users, roles, enabling authentication).
+    pub fn auth(&self) -> AuthClient<Svc> {
+        AuthClient::new(self.svc())
     }
 
     /// etcd's KV service.
@@ -272,6 +324,12 @@ impl Conn {
                     message: status.message().to_string(),
                 })
             }
+            // As etcd's own client: credentials for a cluster that does
+            // not check them are no reason to fail.
+            Ok(Err(status)) if status.message() == AUTH_NOT_ENABLED => {
+                tracing::debug!(endpoint = %self.endpoint, "authentication is not enabled");
+                return Ok(());
+            }
             Ok(Err(status)) => return Err(self.rpc("Authenticate", status)),
             Err(_) => {
                 return Err(CtlError::Timeout {
@@ -315,6 +373,7 @@ mod tests {
             format: Format::Simple,
             hex: false,
             credentials: None,
+            tls: TlsFlags::default(),
         };
         let error = ctx.connect().await.unwrap_err();
         assert_eq!(

@@ -53,6 +53,7 @@ mod tests {
             format: crate::cli::Format::Simple,
             hex: false,
             credentials: None,
+            tls: Default::default(),
         };
         let args = BenchArgs {
             args: vec!["put".into(), "--total".into(), "5".into()],

@@ -2,6 +2,7 @@
 //! `Args`), the requests it makes and how it prints the answers; [`run`]
 //! sends a parsed command line to the right one.
 
+pub mod auth;
 pub mod barrier;
 pub mod bench;
 pub mod compaction;
@@ -13,10 +14,12 @@ pub mod lease;
 pub mod lock;
 pub mod maintenance;
 pub mod member;
+pub mod role;
 pub mod semaphore;
 pub mod snapshot;
 pub mod snapshot_restore;
 pub mod txn;
+pub mod user;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -28,7 +31,11 @@ use crate::output;
 
 /// Runs the command `cli` names.
 pub async fn run(cli: Cli) -> Result<ExitCode, CtlError> {
-    let ctx = Ctx::new(&cli.global);
+    let mut ctx = Ctx::new(&cli.global);
+    // Commands that never dial need no password.
+    if !matches!(cli.command, Command::Version | Command::Bench(_)) {
+        ctx.ask_password(&cli.global)?;
+    }
     match cli.command {
         Command::Put(args) => kv::put(&ctx, &args).await?,
         Command::Get(args) => kv::get(&ctx, &args).await?,
@@ -45,6 +52,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, CtlError> {
         Command::Defrag(args) => maintenance::defrag(&ctx, &args).await?,
         Command::Alarm(command) => maintenance::alarm(&ctx, &command).await?,
         Command::MoveLeader(args) => maintenance::move_leader(&ctx, &args).await?,
+        Command::Auth(command) => auth::run(&ctx, &command).await?,
+        Command::User(command) => user::run(&ctx, &command).await?,
+        Command::Role(command) => role::run(&ctx, &command).await?,
         Command::Version => output::emit(&format!(
             "witanctl version: {}\nAPI version: 3.5\n",
             env!("CARGO_PKG_VERSION")

@@ -5,6 +5,7 @@
 //! [`table`]. Output goes to stdout through [`emit`], which ignores a
 //! closed pipe (`witanctl get --prefix "" | head` must not fail).
 
+pub mod auth;
 pub mod human;
 pub mod json;
 pub mod table;

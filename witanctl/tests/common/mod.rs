@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod etcd;
+pub mod witan;
+
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
