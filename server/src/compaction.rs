@@ -236,6 +236,7 @@ async fn compact(proposer: &Proposer, revision: i64, timeout: Duration) {
             revision,
             physical: false,
         })),
+        ..Default::default()
     };
     match proposer.propose(command, Instant::now() + timeout).await {
         Ok(response) => match response.result {

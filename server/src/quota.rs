@@ -178,6 +178,7 @@ async fn propose(proposer: &Proposer, action: AlarmAction, alarm: AlarmMember, t
             member_id: alarm.member_id,
             alarm: alarm.alarm,
         })),
+        ..Default::default()
     };
     if let Err(e) = proposer.propose(command, Instant::now() + timeout).await {
         warn!(error = %e, "cannot propose the alarm change; retrying");

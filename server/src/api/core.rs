@@ -39,7 +39,10 @@ impl ApiCore {
     /// Proposes a write and returns what applying it produced; a
     /// deterministic rejection becomes its error.
     pub async fn write(&self, op: Op) -> Result<Applied, ApiError> {
-        let command = Command { op: Some(op) };
+        let command = Command {
+            op: Some(op),
+            ..Default::default()
+        };
         let response = self.proposer.propose(command, self.deadline()).await?;
         match response.result {
             Some(Applied::Error(e)) => Err(rejection(e.kind())),

@@ -7,7 +7,7 @@ use tracing::error;
 
 use witan_recipes::{CoreError, RecipeError};
 
-use crate::mvcc::{MvccError, RequestError};
+use crate::mvcc::{AuthError, MvccError, RequestError};
 use crate::raft::membership::MemberError;
 use crate::raft::proposer::ProposeError;
 use crate::raft::read_index::ReadIndexError;
@@ -101,6 +101,7 @@ impl From<ApiError> for Status {
                 Code::ResourceExhausted,
                 "etcdserver: mvcc: database space exceeded".into(),
             ),
+            ApiError::Mvcc(MvccError::Auth(e)) => auth_status(*e),
             ApiError::Mvcc(MvccError::History(e)) => {
                 error!(%e, "storage failure while serving a read");
                 (Code::Internal, format!("witan: storage failure: {e}"))
@@ -154,6 +155,29 @@ impl From<ApiError> for Status {
         };
         Status::new(code, message)
     }
+}
+
+/// The status of an auth rejection: etcd's code and text.
+fn auth_status(err: AuthError) -> (Code, String) {
+    let code = match err {
+        AuthError::PermissionDenied => Code::PermissionDenied,
+        AuthError::InvalidAuthToken => Code::Unauthenticated,
+        AuthError::AuthFailed
+        | AuthError::UserEmpty
+        | AuthError::RoleEmpty
+        | AuthError::OldRevision => Code::InvalidArgument,
+        AuthError::NotEnabled
+        | AuthError::RootUserNotExist
+        | AuthError::RootRoleNotExist
+        | AuthError::UserAlreadyExist
+        | AuthError::UserNotFound
+        | AuthError::RoleAlreadyExist
+        | AuthError::RoleNotFound
+        | AuthError::RoleNotGranted
+        | AuthError::PermissionNotGranted
+        | AuthError::InvalidAuthMgmt => Code::FailedPrecondition,
+    };
+    (code, format!("etcdserver: {err}"))
 }
 
 /// The status of a membership failure: etcd's code and text.

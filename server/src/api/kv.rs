@@ -113,6 +113,7 @@ impl KvService {
                 .await?;
             let command = Command {
                 op: Some(Op::Txn(request)),
+                ..Default::default()
             };
             let response = self.read_only_txn_on(state, &command).await?;
             match response.result {

@@ -94,8 +94,10 @@ async fn run(
             }
             let now = Instant::now();
             next = now + settings.tick_interval;
-            if state.current().kv.leases().is_empty() {
-                // Nothing to time: skip the log entry.
+            let kv = &state.current().kv;
+            if kv.leases().is_empty() && !kv.auth().has_tokens() {
+                // Nothing to time (no lease, no simple token): skip the
+                // log entry.
                 last_tick = now;
                 continue;
             }
@@ -145,7 +147,10 @@ async fn expire(writer: &Writer, state: &StateReader, timeout: Duration) {
 /// applied; false if it was not (not leader any more, or failed).
 async fn propose_local(writer: &Writer, op: Op, timeout: Duration) -> bool {
     let batch = CommandBatch {
-        commands: vec![Command { op: Some(op) }],
+        commands: vec![Command {
+            op: Some(op),
+            ..Default::default()
+        }],
     };
     match writer.write_local(batch, Instant::now() + timeout).await {
         Attempt::Done(_) => true,

@@ -16,6 +16,7 @@ use witan_proto::raftpb::{
     LeaseKeepAliveResult, LeaseTick, LeaseTickResult,
 };
 
+use super::auth;
 use super::write::WriteTxn;
 use super::{txn, Change, History, HistoryError, KeyRange, KvState, MvccError};
 
@@ -26,6 +27,19 @@ pub(super) async fn apply<H: History>(
     history: &H,
     changes: &mut Vec<Change>,
 ) -> Result<CommandResponse, HistoryError> {
+    if let Some(stale) = stale_auth(state, cmd) {
+        return Ok(stale);
+    }
+    if let Some(op) = cmd.op.as_ref().filter(|op| auth::is_auth_op(op)) {
+        let (revision, clock) = (state.revision(), state.leases().clock_ms());
+        return Ok(match auth::apply(state.auth_mut(), op, revision, clock) {
+            Some(Ok(outcome)) => CommandResponse {
+                result: Some(outcome),
+            },
+            Some(Err(e)) => rejected(e.to_kind().unwrap_or(Kind::Unknown)),
+            None => rejected(Kind::Unknown),
+        });
+    }
     if grows_store(cmd) && state.alarms().no_space() {
         // etcd's capped applier: checked on apply too, so every member
         // refuses the same commands whatever the API layer saw.
@@ -50,6 +64,8 @@ pub(super) async fn apply<H: History>(
             state, req, history, changes,
         ))),
         Some(Op::Alarm(req)) => Ok(Outcome::Alarm(alarm(state, req))),
+        // Answered above.
+        Some(_) => return Ok(rejected(Kind::Unknown)),
         None => {
             // A command this version cannot decode (a newer member wrote a
             // new kind of op): answer deterministically, change nothing.
@@ -66,6 +82,16 @@ pub(super) async fn apply<H: History>(
             rejection.to_apply_error().unwrap_or(Kind::Unknown),
         )),
     }
+}
+
+/// The rejection of a client command whose permissions were checked
+/// against an auth store that has changed since (etcd's authApplier): the
+/// client retries and is checked again. Commands the member makes itself
+/// carry revision 0 and are never refused here.
+fn stale_auth(state: &KvState, cmd: &Command) -> Option<CommandResponse> {
+    let auth = state.auth();
+    (cmd.auth_revision != 0 && auth.enabled() && cmd.auth_revision < auth.revision())
+        .then(|| rejected(Kind::AuthOldRevision))
 }
 
 /// Whether a command is one etcd refuses while NOSPACE is active: a Put, a
@@ -294,6 +320,8 @@ fn lease_keep_alive(state: &mut KvState, req: &LeaseKeepAlive) -> LeaseKeepAlive
 fn lease_tick(state: &mut KvState, req: &LeaseTick) -> LeaseTickResult {
     let elapsed = i64::try_from(req.elapsed_ms).unwrap_or(i64::MAX);
     state.leases_mut().tick(elapsed);
+    let clock = state.leases().clock_ms();
+    state.auth_mut().prune_tokens(clock);
     LeaseTickResult {
         clock_ms: state.leases().clock_ms(),
     }

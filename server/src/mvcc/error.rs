@@ -3,6 +3,7 @@
 
 use witan_proto::raftpb::apply_error::Kind;
 
+use super::auth::AuthError;
 use super::HistoryError;
 
 /// Why the MVCC layer refused or failed a request.
@@ -26,6 +27,9 @@ pub enum MvccError {
     /// A write that grows the store while the NOSPACE alarm is active.
     #[error("database space exceeded")]
     NoSpace,
+    /// The auth store refused the request.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     /// The stored history could not be read.
     #[error(transparent)]
     History(#[from] HistoryError),
@@ -42,6 +46,7 @@ impl MvccError {
             MvccError::LeaseNotFound => Some(Kind::LeaseNotFound),
             MvccError::LeaseExists => Some(Kind::LeaseExists),
             MvccError::NoSpace => Some(Kind::NoSpace),
+            MvccError::Auth(e) => e.to_kind(),
             MvccError::History(_) => None,
         }
     }
@@ -57,6 +62,7 @@ impl MvccError {
             Kind::LeaseExists => Some(MvccError::LeaseExists),
             Kind::NoSpace => Some(MvccError::NoSpace),
             Kind::Unknown => None,
+            auth => AuthError::from_kind(auth).map(MvccError::Auth),
         }
     }
 }

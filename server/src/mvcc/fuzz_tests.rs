@@ -155,7 +155,10 @@ fn put_op(key: &[u8], value: u8, lease: i64) -> PutRequest {
 }
 
 fn command(op: Op) -> Command {
-    Command { op: Some(op) }
+    Command {
+        op: Some(op),
+        ..Default::default()
+    }
 }
 
 async fn check_range(store: &Store, model: &Model, revision: i64) -> Result<(), TestCaseError> {

@@ -27,6 +27,7 @@
 
 mod alarms;
 mod apply;
+pub mod auth;
 mod compare;
 mod duplicates;
 mod error;
@@ -48,6 +49,7 @@ pub(crate) mod testing;
 mod tests;
 
 pub use alarms::Alarms;
+pub use auth::{Access, AuthError, AuthStore};
 pub use error::MvccError;
 pub use key_range::KeyRange;
 pub use leases::{Lease, LeaseInfo, LeaseTable};

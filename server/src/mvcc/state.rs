@@ -9,6 +9,7 @@ use witan_proto::mvccpb::KeyValue;
 use witan_proto::raftpb::{Command, CommandResponse};
 
 use super::alarms::Alarms;
+use super::auth::AuthStore;
 use super::leases::{Lease, LeaseTable};
 use super::range::{self, Fetch};
 use super::record::{LiveMap, Record};
@@ -34,6 +35,8 @@ pub struct KvState {
     leases: LeaseTable,
     /// The active alarms (replicated, like the keys).
     alarms: Alarms,
+    /// Users, roles, permissions and tokens (replicated, like the keys).
+    auth: AuthStore,
 }
 
 impl KvState {
@@ -45,6 +48,7 @@ impl KvState {
             first: -1,
             leases: LeaseTable::default(),
             alarms: Alarms::default(),
+            auth: AuthStore::default(),
         }
     }
 
@@ -64,6 +68,7 @@ impl KvState {
             },
             leases: LeaseTable::default(),
             alarms: Alarms::default(),
+            auth: AuthStore::default(),
         }
     }
 
@@ -87,6 +92,22 @@ impl KvState {
     pub fn with_alarms(mut self, alarms: Alarms) -> Self {
         self.alarms = alarms;
         self
+    }
+
+    /// Adds the persisted auth store to a restored state.
+    pub fn with_auth(mut self, auth: AuthStore) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The auth store.
+    pub fn auth(&self) -> &AuthStore {
+        &self.auth
+    }
+
+    /// The auth store, for the auth commands.
+    pub(super) fn auth_mut(&mut self) -> &mut AuthStore {
+        &mut self.auth
     }
 
     /// The active alarms.
@@ -215,6 +236,7 @@ impl fmt::Debug for KvState {
             .field("compact_revision", &self.first)
             .field("keys", &self.live.len())
             .field("alarms", &self.alarms)
+            .field("auth_revision", &self.auth.revision())
             .finish()
     }
 }

@@ -149,6 +149,7 @@ pub fn put(key: &str, value: &str) -> Command {
 pub fn put_req(req: PutRequest) -> Command {
     Command {
         op: Some(Op::Put(req)),
+        ..Default::default()
     }
 }
 
@@ -160,6 +161,7 @@ pub fn delete(key: &str, range_end: &str, prev_kv: bool) -> Command {
             range_end: range_end.into(),
             prev_kv,
         })),
+        ..Default::default()
     }
 }
 
@@ -167,6 +169,7 @@ pub fn delete(key: &str, range_end: &str, prev_kv: bool) -> Command {
 pub fn txn(req: TxnRequest) -> Command {
     Command {
         op: Some(Op::Txn(req)),
+        ..Default::default()
     }
 }
 
@@ -177,6 +180,7 @@ pub fn compact(revision: i64) -> Command {
             revision,
             physical: false,
         })),
+        ..Default::default()
     }
 }
 

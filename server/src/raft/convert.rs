@@ -394,6 +394,7 @@ mod tests {
                         ..Default::default()
                     },
                 )),
+                ..Default::default()
             }],
         };
         for payload in [

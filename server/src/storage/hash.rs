@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use super::error::DbError;
 use super::sqlite;
-use super::state_db::{load_meta, META_ALARMS, META_LEASE_CLOCK};
+use super::state_db::{load_meta, META_ALARMS, META_AUTH, META_LEASE_CLOCK};
 
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISCSI);
 
@@ -114,6 +114,11 @@ pub(crate) async fn hash_state(conn: &mut SqliteConnection) -> Result<StateHash,
         .await?
         .unwrap_or_default();
     field(&mut digest, &alarms);
+    // Only once auth was used, so the hash of a store that never had it
+    // stays what earlier versions computed.
+    if let Some(auth) = sqlite::meta_blob(&mut *conn, META_AUTH).await? {
+        field(&mut digest, &auth);
+    }
     Ok(StateHash {
         hash: digest.finalize(),
         revision: current,

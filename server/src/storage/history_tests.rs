@@ -67,6 +67,7 @@ pub(crate) async fn write(
         leases: Vec::new(),
         lease_clock_ms: 0,
         alarms: None,
+        auth: None,
     }])
     .await
     .unwrap();

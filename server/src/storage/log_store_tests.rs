@@ -17,6 +17,7 @@ fn entry(term: u64, index: u64) -> Entry {
                     ..Default::default()
                 },
             )),
+            ..Default::default()
         }],
     };
     Entry {

@@ -18,7 +18,7 @@ use prost::Message;
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use witan_proto::etcdserverpb::{AlarmResponse, AlarmType};
-use witan_proto::raftpb;
+use witan_proto::raftpb::{self, AuthState};
 
 use super::defrag::{self, VacuumStep};
 use super::error::DbError;
@@ -26,7 +26,7 @@ use super::history;
 use super::reader::AppliedChanges;
 use super::script::Script;
 use super::sqlite::{self, Durability, MAX_PARAMS};
-use crate::mvcc::{Alarms, KeyRange, KvState, Lease};
+use crate::mvcc::{Alarms, AuthStore, KeyRange, KvState, Lease};
 use crate::raft::convert::{
     log_id_from_pb, log_id_to_pb, stored_membership_from_pb, stored_membership_to_pb,
 };
@@ -62,6 +62,9 @@ pub(crate) const META_LEASE_CLOCK: &str = "lease_clock_ms";
 /// The active alarms: a protobuf `etcdserverpb.AlarmResponse` (only its
 /// `alarms`); absent means none.
 pub(crate) const META_ALARMS: &str = "alarms";
+/// The auth store: a protobuf `witan.raft.v1.AuthState`; absent means auth
+/// was never touched (off, no users, no roles).
+pub(crate) const META_AUTH: &str = "auth";
 
 const HISTORY_COLUMNS: usize = 8;
 const INSERT_HISTORY: &str =
@@ -99,6 +102,8 @@ pub(crate) struct AppliedBatch {
     pub lease_clock_ms: i64,
     /// The active alarms after the batch, when the batch changed them.
     pub alarms: Option<Alarms>,
+    /// The auth store after the batch, when the batch changed it.
+    pub auth: Option<AuthStore>,
 }
 
 /// The single writer connection of `state.db`.
@@ -142,9 +147,11 @@ impl StateDb {
             .await?
             .unwrap_or(0);
         let alarms = load_alarms(&mut self.conn).await?;
+        let auth = load_auth(&mut self.conn).await?;
         Ok(KvState::restore(keys, revs.revision, revs.compact_revision)
             .with_leases(leases, clock)
-            .with_alarms(alarms))
+            .with_alarms(alarms)
+            .with_auth(auth))
     }
 
     /// Writes the results of consecutive `apply` calls atomically, in
@@ -178,6 +185,12 @@ impl StateDb {
                 compact_history(&mut script, compact)?;
             }
             write_leases(&mut script, &batch.leases)?;
+            if let Some(auth) = &batch.auth {
+                script.statement("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)");
+                script
+                    .bind(META_AUTH)?
+                    .bind(auth.to_state().encode_to_vec())?;
+            }
             if let Some(alarms) = &batch.alarms {
                 write_alarms(&mut script, alarms)?;
             }
@@ -362,6 +375,14 @@ pub(crate) async fn load_alarms(conn: &mut SqliteConnection) -> Result<Alarms, D
     Ok(match sqlite::meta_blob(&mut *conn, META_ALARMS).await? {
         Some(blob) => Alarms::restore(AlarmResponse::decode(blob.as_slice())?.alarms),
         None => Alarms::default(),
+    })
+}
+
+/// Reads the auth store kept in `meta`.
+pub(crate) async fn load_auth(conn: &mut SqliteConnection) -> Result<AuthStore, DbError> {
+    Ok(match sqlite::meta_blob(&mut *conn, META_AUTH).await? {
+        Some(blob) => AuthStore::from_state(AuthState::decode(blob.as_slice())?),
+        None => AuthStore::default(),
     })
 }
 

@@ -51,6 +51,7 @@ async fn populated(dir: &Path) -> StateDb {
         leases: Vec::new(),
         lease_clock_ms: 0,
         alarms: None,
+        auth: None,
     }])
     .await
     .unwrap();
@@ -237,6 +238,7 @@ async fn alarms_persist_with_the_state() {
         leases: Vec::new(),
         lease_clock_ms: 0,
         alarms: Some(alarms.clone()),
+        auth: None,
     }])
     .await
     .unwrap();

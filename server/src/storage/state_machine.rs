@@ -262,6 +262,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             leases: lease_changes(&self.kv, &kv),
             lease_clock_ms: kv.leases().clock_ms(),
             alarms: (kv.alarms() != self.kv.alarms()).then(|| kv.alarms().clone()),
+            auth: (!kv.auth().same_as(self.kv.auth())).then(|| kv.auth().clone()),
         };
         self.writer
             .write(batch)

@@ -438,9 +438,11 @@ async fn leases_and_the_lease_clock_survive_a_reopen() {
     let mut sm = open(dir.path()).await;
     let grant = Command {
         op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 30, id: 9 })),
+        ..Default::default()
     };
     let tick = Command {
         op: Some(Op::LeaseTick(LeaseTick { elapsed_ms: 1_234 })),
+        ..Default::default()
     };
     let mut leased = put("held", "v");
     if let Some(Op::Put(p)) = &mut leased.op {

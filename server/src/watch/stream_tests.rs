@@ -42,6 +42,7 @@ fn txn_puts(keys: &[&str]) -> Command {
             success,
             ..Default::default()
         })),
+        ..Default::default()
     }
 }
 

@@ -19,6 +19,7 @@ fn alarm(action: AlarmAction, member: u64) -> Command {
             member_id: member,
             alarm: AlarmType::Nospace as i32,
         })),
+        ..Default::default()
     }
 }
 
@@ -70,6 +71,7 @@ async fn nospace_refuses_growth_and_allows_freeing_space() {
         }),
         Command {
             op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 1 })),
+            ..Default::default()
         },
     ];
     for cmd in refused {

@@ -12,30 +12,35 @@ use crate::mvcc::testing::{put_req, rejection, Store};
 fn grant(id: i64, ttl: i64) -> Command {
     Command {
         op: Some(Op::LeaseGrant(LeaseGrantRequest { ttl, id })),
+        ..Default::default()
     }
 }
 
 fn revoke(id: i64) -> Command {
     Command {
         op: Some(Op::LeaseRevoke(LeaseRevokeRequest { id })),
+        ..Default::default()
     }
 }
 
 fn keep_alive(ids: &[i64]) -> Command {
     Command {
         op: Some(Op::LeaseKeepAlive(LeaseKeepAlive { ids: ids.to_vec() })),
+        ..Default::default()
     }
 }
 
 fn tick(elapsed_ms: u64) -> Command {
     Command {
         op: Some(Op::LeaseTick(LeaseTick { elapsed_ms })),
+        ..Default::default()
     }
 }
 
 fn expire(ids: &[i64]) -> Command {
     Command {
         op: Some(Op::LeaseExpire(LeaseExpire { ids: ids.to_vec() })),
+        ..Default::default()
     }
 }
 

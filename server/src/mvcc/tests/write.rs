@@ -260,7 +260,12 @@ async fn a_key_recreated_after_deletion_starts_over() {
 #[tokio::test]
 async fn a_command_without_an_op_is_rejected_as_unknown() {
     let mut store = Store::default();
-    let resp = store.apply(Command { op: None }).await;
+    let resp = store
+        .apply(Command {
+            op: None,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(rejection(&resp), Some(Kind::Unknown));
     assert_eq!(store.state.revision(), 1);
 }
