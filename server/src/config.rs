@@ -263,6 +263,23 @@ pub struct Config {
     #[arg(long, env = "WITAN_MAX_LEASES", default_value_t = 1_000_000)]
     pub max_leases: usize,
 
+    /// The kind of auth token Authenticate hands out (etcd's flag). witan
+    /// issues `simple` tokens: random, replicated to every member, valid
+    /// for --auth-token-ttl.
+    #[arg(long, env = "WITAN_AUTH_TOKEN", default_value = "simple", value_parser = parse_auth_token)]
+    pub auth_token: String,
+
+    /// Seconds a simple token stays valid after Authenticate (etcd's flag).
+    #[arg(long, env = "WITAN_AUTH_TOKEN_TTL", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub auth_token_ttl: u64,
+
+    /// bcrypt cost of password hashes (etcd's flag; each step doubles the
+    /// time a hash takes: 10 is about 60 ms).
+    #[arg(long, env = "WITAN_BCRYPT_COST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(4..=31))]
+    pub bcrypt_cost: u32,
+
     /// Serve the test-only fault-injection service on the peer port (lets a
     /// test cut this member's links). Never enable in production.
     #[arg(long, env = "WITAN_UNSAFE_FAULT_INJECTION", hide = true)]
@@ -560,6 +577,18 @@ pub(crate) fn fnv1a64(parts: &[&[u8]]) -> u64 {
         }
     }
     hash
+}
+
+/// `--auth-token`: only `simple` is served; etcd's `jwt,...` gets a
+/// clear refusal instead of silently issuing another kind.
+fn parse_auth_token(value: &str) -> Result<String, String> {
+    match value.split(',').next().unwrap_or_default() {
+        "simple" => Ok("simple".to_string()),
+        "jwt" => Err("jwt tokens are not supported by witan: use --auth-token simple".into()),
+        other => Err(format!(
+            "unknown auth token kind {other:?}: expected simple"
+        )),
+    }
 }
 
 #[cfg(test)]

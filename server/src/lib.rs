@@ -8,6 +8,7 @@
 //! below `api` knows about gRPC; nothing outside `storage` knows about SQL.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod compaction;
 pub mod config;

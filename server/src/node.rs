@@ -21,6 +21,7 @@ use witan_proto::raftpb::fault_injection_server::FaultInjectionServer;
 use witan_proto::raftpb::raft_transport_server::RaftTransportServer;
 
 use crate::api::{self, ApiCore, HeaderSource, KvLimits, KvService};
+use crate::auth::{AuthGate, Authenticator};
 use crate::compaction::AutoCompactor;
 use crate::config::{ClusterState, Config, ConfigError};
 use crate::gateway;
@@ -178,6 +179,13 @@ impl Node {
             state: state.clone(),
             header: header.clone(),
             request_timeout: config.request_timeout,
+            gate: AuthGate {
+                authenticator: Authenticator {
+                    token_ttl: Duration::from_secs(config.auth_token_ttl),
+                    bcrypt_cost: config.bcrypt_cost,
+                },
+                state: state.clone(),
+            },
         };
 
         let lessor = Lessor::start(
@@ -282,6 +290,7 @@ impl Node {
                             watches.clone(),
                             header.clone(),
                             config.max_request_bytes,
+                            core.gate.clone(),
                         )
                         .with_max_watches_per_connection(config.max_watches_per_connection),
                     )),
@@ -303,17 +312,22 @@ impl Node {
                         },
                     ))),
                 )
-                .add_service(api::AuthNotImplemented)
+                .add_service(sized.apply(api::auth_server(api::AuthService::new(core.clone()))))
                 .add_service(sized.apply(api::lock_server(api::LockService::new(
                     local_core.clone(),
                     header.clone(),
+                    core.gate.clone(),
                 ))))
                 .add_service(sized.apply(api::election_server(api::ElectionService::new(
                     local_core.clone(),
                     header.clone(),
+                    core.gate.clone(),
                 ))));
-            let recipes =
-                api::recipe_servers(api::RecipesService::new(local_core.clone(), header.clone()));
+            let recipes = api::recipe_servers(api::RecipesService::new(
+                local_core.clone(),
+                header.clone(),
+                core.gate.clone(),
+            ));
             let router = router
                 .add_service(sized.apply(recipes.barrier))
                 .add_service(sized.apply(recipes.double_barrier))

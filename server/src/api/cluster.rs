@@ -67,6 +67,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
+        self.core.admin(&request)?;
         let request = request.into_inner();
         let (id, members) = self
             .members
@@ -86,6 +87,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        self.core.admin(&request)?;
         let id = request.into_inner().id;
         let members = self
             .change(Change::Remove(raftpb::RemoveMember { id }))
@@ -100,6 +102,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        self.core.admin(&request)?;
         let request = request.into_inner();
         if request.peer_ur_ls.is_empty()
             || request
@@ -140,6 +143,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        self.core.admin(&request)?;
         let id = request.into_inner().id;
         let members = self
             .change(Change::Promote(raftpb::PromoteMember { id }))

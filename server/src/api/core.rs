@@ -9,6 +9,7 @@ use tokio::time::Instant;
 use witan_proto::raftpb::{command::Op, command_response::Result as Applied, Command};
 
 use super::{ApiError, HeaderSource};
+use crate::auth::{AuthGate, Caller};
 use crate::mvcc::MvccError;
 use crate::raft::proposer::{ProposeError, Proposer};
 use crate::raft::read_index::ReadIndex;
@@ -28,6 +29,8 @@ pub struct ApiCore {
     pub header: HeaderSource,
     /// How long a request may wait for raft.
     pub request_timeout: Duration,
+    /// Authenticates requests against the applied auth store.
+    pub gate: AuthGate,
 }
 
 impl ApiCore {
@@ -39,9 +42,16 @@ impl ApiCore {
     /// Proposes a write and returns what applying it produced; a
     /// deterministic rejection becomes its error.
     pub async fn write(&self, op: Op) -> Result<Applied, ApiError> {
+        self.write_as(op, &Caller::member()).await
+    }
+
+    /// Proposes a client's write, stamped with the auth revision its
+    /// permissions were checked at (apply refuses it if auth changed since).
+    pub async fn write_as(&self, op: Op, caller: &Caller) -> Result<Applied, ApiError> {
         let command = Command {
             op: Some(op),
-            ..Default::default()
+            auth_revision: caller.revision,
+            auth_user: caller.user.clone().unwrap_or_default(),
         };
         let response = self.proposer.propose(command, self.deadline()).await?;
         match response.result {
@@ -63,6 +73,24 @@ impl ApiCore {
             .await
             .map_err(|_| ApiError::ApplyTimeout)?
             .map_err(|_| ApiError::Propose(ProposeError::Stopped))
+    }
+}
+
+impl ApiCore {
+    /// Who `request` comes from, and the applied state that was judged on.
+    pub fn caller<T>(
+        &self,
+        request: &tonic::Request<T>,
+    ) -> Result<(Caller, Arc<AppliedState>), ApiError> {
+        Ok(self.gate.caller(request)?)
+    }
+
+    /// The caller of `request`, who must hold the root role while auth is
+    /// on (cluster administration).
+    pub fn admin<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ApiError> {
+        let (caller, state) = self.caller(request)?;
+        caller.check_admin(state.kv.auth())?;
+        Ok(caller)
     }
 }
 

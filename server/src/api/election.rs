@@ -14,20 +14,44 @@ use witan_proto::v3electionpb::{
 };
 use witan_recipes::election::{self, Leadership};
 
+use super::permissions::{check_held_key, check_recipe, check_recipe_read};
 use super::{ApiError, HeaderSource};
+use crate::auth::{AuthGate, Caller};
+use crate::mvcc::{AuthError, AuthStore};
 use crate::recipes::LocalCore;
 
 /// The Election service of one member.
 pub struct ElectionService {
     core: LocalCore,
     header: HeaderSource,
+    gate: AuthGate,
 }
 
 impl ElectionService {
-    /// Elections over `core`; headers filled by `header`.
-    pub fn new(core: LocalCore, header: HeaderSource) -> Self {
-        ElectionService { core, header }
+    /// Elections over `core` for callers `gate` authenticates; headers
+    /// filled by `header`.
+    pub fn new(core: LocalCore, header: HeaderSource, gate: AuthGate) -> Self {
+        ElectionService { core, header, gate }
     }
+
+    /// Checks `request`'s caller with `check`.
+    fn allow<T>(
+        &self,
+        request: &Request<T>,
+        check: impl FnOnce(&Caller, &AuthStore) -> Result<(), AuthError>,
+    ) -> Result<(), ApiError> {
+        self.gate.allow(request, check)?;
+        Ok(())
+    }
+}
+
+/// The key a leadership request names (empty without one: the handler
+/// refuses that with etcd's error after the check).
+fn leader_key(leader: &Option<LeaderKey>) -> &[u8] {
+    leader
+        .as_ref()
+        .map(|l| l.key.as_slice())
+        .unwrap_or_default()
 }
 
 fn leadership(leader: Option<LeaderKey>) -> Result<Leadership, ApiError> {
@@ -48,6 +72,8 @@ impl Election for ElectionService {
         &self,
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
+        let name = &request.get_ref().name;
+        self.allow(&request, |caller, auth| check_recipe(caller, auth, name))?;
         let request = request.into_inner();
         // A cancelled campaign (the future dropped) resigns: the recipe's
         // guard removes the waiting key.
@@ -70,6 +96,8 @@ impl Election for ElectionService {
         &self,
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
+        let key = leader_key(&request.get_ref().leader);
+        self.allow(&request, |caller, auth| check_held_key(caller, auth, key))?;
         let request = request.into_inner();
         let leader = leadership(request.leader)?;
         let revision = election::proclaim(&self.core, &leader, request.value)
@@ -84,6 +112,10 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<LeaderResponse>, Status> {
+        let name = &request.get_ref().name;
+        self.allow(&request, |caller, auth| {
+            check_recipe_read(caller, auth, name)
+        })?;
         let (kv, revision) = election::leader(&self.core, &request.into_inner().name)
             .await
             .map_err(ApiError::from)?;
@@ -99,6 +131,10 @@ impl Election for ElectionService {
         &self,
         request: Request<LeaderRequest>,
     ) -> Result<Response<Self::ObserveStream>, Status> {
+        let name = &request.get_ref().name;
+        self.allow(&request, |caller, auth| {
+            check_recipe_read(caller, auth, name)
+        })?;
         let header = self.header.clone();
         let updates =
             election::observe(self.core.clone(), request.into_inner().name).map(move |update| {
@@ -117,6 +153,8 @@ impl Election for ElectionService {
         &self,
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
+        let key = leader_key(&request.get_ref().leader);
+        self.allow(&request, |caller, auth| check_held_key(caller, auth, key))?;
         let leader = leadership(request.into_inner().leader)?;
         let revision = election::resign(&self.core, &leader)
             .await

@@ -7,6 +7,7 @@ use tracing::error;
 
 use witan_recipes::{CoreError, RecipeError};
 
+use crate::auth::PasswordError;
 use crate::mvcc::{AuthError, MvccError, RequestError};
 use crate::raft::membership::MemberError;
 use crate::raft::proposer::ProposeError;
@@ -29,6 +30,12 @@ pub enum ApiError {
     /// The encoded request is larger than `--max-request-bytes`.
     #[error("request is too large")]
     RequestTooLarge,
+    /// Authentication or a permission check failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// A password could not be hashed.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
     /// The key-value store refused or failed the request.
     #[error(transparent)]
     Mvcc(#[from] MvccError),
@@ -101,7 +108,13 @@ impl From<ApiError> for Status {
                 Code::ResourceExhausted,
                 "etcdserver: mvcc: database space exceeded".into(),
             ),
-            ApiError::Mvcc(MvccError::Auth(e)) => auth_status(*e),
+            ApiError::Mvcc(MvccError::Auth(e)) | ApiError::Auth(e) => auth_status(*e),
+            ApiError::Password(PasswordError::Hash(_)) => {
+                (Code::InvalidArgument, format!("etcdserver: {err}"))
+            }
+            ApiError::Password(PasswordError::Interrupted) => {
+                (Code::Unavailable, "etcdserver: server stopped".into())
+            }
             ApiError::Mvcc(MvccError::History(e)) => {
                 error!(%e, "storage failure while serving a read");
                 (Code::Internal, format!("witan: storage failure: {e}"))

@@ -17,7 +17,9 @@ use witan_proto::etcdserverpb::{
 use witan_proto::raftpb::{command::Op, command_response::Result as Applied, Command};
 
 use super::core::{self, ApiCore};
+use super::permissions;
 use super::ApiError;
+use crate::auth::Caller;
 use crate::mvcc::{self, MvccError};
 use crate::storage::{self, AppliedState};
 
@@ -102,8 +104,14 @@ impl KvService {
         Ok(response)
     }
 
-    /// Serves a Txn: a read-only one like a read, any other through raft.
-    pub async fn serve_txn(&self, request: TxnRequest) -> Result<TxnResponse, ApiError> {
+    /// Serves a Txn: a read-only one like a read, any other through raft
+    /// (stamped with `caller`'s auth revision; permissions are checked by
+    /// the caller of this function).
+    pub async fn serve_txn(
+        &self,
+        request: TxnRequest,
+        caller: &Caller,
+    ) -> Result<TxnResponse, ApiError> {
         self.check_size(&request)?;
         mvcc::validate_txn(&request, self.limits.max_txn_ops)?;
         let applied = if txn_is_read_only(&request) {
@@ -123,7 +131,7 @@ impl KvService {
             }
         } else {
             mvcc::check_txn_space(&self.core.state.current().kv, &request)?;
-            self.core.write(Op::Txn(request)).await?
+            self.core.write_as(Op::Txn(request), caller).await?
         };
         match applied {
             Applied::Txn(mut response) => {
@@ -172,15 +180,20 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        Ok(Response::new(self.serve_range(request.into_inner()).await?))
+        let (caller, state) = self.core.caller(&request)?;
+        let request = request.into_inner();
+        permissions::check_range(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
+        Ok(Response::new(self.serve_range(request).await?))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let (caller, state) = self.core.caller(&request)?;
         let request = request.into_inner();
+        permissions::check_put(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
         self.check_size(&request)?;
         mvcc::validate_put(&request).map_err(ApiError::from)?;
         mvcc::check_space(&self.core.state.current().kv).map_err(ApiError::from)?;
-        match self.core.write(Op::Put(request)).await? {
+        match self.core.write_as(Op::Put(request), &caller).await? {
             Applied::Put(mut response) => {
                 self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))
@@ -193,10 +206,16 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let (caller, state) = self.core.caller(&request)?;
         let request = request.into_inner();
+        permissions::check_delete(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
         self.check_size(&request)?;
         mvcc::validate_delete_range(&request).map_err(ApiError::from)?;
-        match self.core.write(Op::DeleteRange(request)).await? {
+        match self
+            .core
+            .write_as(Op::DeleteRange(request), &caller)
+            .await?
+        {
             Applied::DeleteRange(mut response) => {
                 self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))
@@ -206,15 +225,23 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        Ok(Response::new(self.serve_txn(request.into_inner()).await?))
+        let (caller, state) = self.core.caller(&request)?;
+        let request = request.into_inner();
+        permissions::check_txn(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
+        Ok(Response::new(self.serve_txn(request, &caller).await?))
     }
 
     async fn compact(
         &self,
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
+        // etcd lets any authenticated user compact (it removes no live key).
+        let (caller, state) = self.core.caller(&request)?;
+        caller
+            .check_authenticated(state.kv.auth())
+            .map_err(ApiError::from)?;
         let request = request.into_inner();
-        match self.core.write(Op::Compact(request)).await? {
+        match self.core.write_as(Op::Compact(request), &caller).await? {
             Applied::Compact(mut response) => {
                 self.core.header.fill(&mut response.header);
                 Ok(Response::new(response))

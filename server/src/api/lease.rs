@@ -24,8 +24,9 @@ use witan_proto::raftpb::command_response::Result as Applied;
 use witan_proto::raftpb::LeaseKeepAlive;
 
 use super::{ApiCore, ApiError};
+use crate::auth::Caller;
 use crate::lease::MAX_LEASE_TTL;
-use crate::mvcc::MvccError;
+use crate::mvcc::{Access, MvccError};
 
 /// Keepalive responses buffered per stream before the sender waits.
 const KEEPALIVE_BUFFER: usize = 64;
@@ -68,6 +69,10 @@ fn unexpected() -> ApiError {
 }
 
 /// Answers one keepalive through the write path.
+///
+/// Stamped as the member's own: a keepalive stream outlives auth changes,
+/// and renewing a lease grants nothing (the stream's caller was checked
+/// when it opened).
 async fn keep_alive(core: &ApiCore, id: i64) -> Result<LeaseKeepAliveResponse, ApiError> {
     let op = Op::LeaseKeepAlive(LeaseKeepAlive { ids: vec![id] });
     match core.write(op).await? {
@@ -89,7 +94,11 @@ async fn keep_alive(core: &ApiCore, id: i64) -> Result<LeaseKeepAliveResponse, A
 /// the gRPC handlers.
 impl LeaseService {
     /// Grants a lease (a generated ID when the request has none).
-    pub async fn grant(&self, request: LeaseGrantRequest) -> Result<LeaseGrantResponse, ApiError> {
+    pub async fn grant(
+        &self,
+        request: LeaseGrantRequest,
+        caller: &Caller,
+    ) -> Result<LeaseGrantResponse, ApiError> {
         if request.ttl > MAX_LEASE_TTL {
             return Err(ApiError::LeaseTtlTooLarge);
         }
@@ -106,7 +115,7 @@ impl LeaseService {
         for _ in 0..ID_ATTEMPTS {
             let id = if chosen { request.id } else { random_id() };
             let op = Op::LeaseGrant(LeaseGrantRequest { ttl, id });
-            match self.core.write(op).await {
+            match self.core.write_as(op, caller).await {
                 Ok(Applied::LeaseGrant(mut response)) => {
                     self.core.header.fill(&mut response.header);
                     return Ok(response);
@@ -121,12 +130,14 @@ impl LeaseService {
         Err(ApiError::Mvcc(MvccError::LeaseExists))
     }
 
-    /// Revokes a lease and deletes its keys.
+    /// Revokes a lease and deletes its keys (apply refuses it when
+    /// `caller` may not write every key attached by then).
     pub async fn revoke(
         &self,
         request: LeaseRevokeRequest,
+        caller: &Caller,
     ) -> Result<LeaseRevokeResponse, ApiError> {
-        match self.core.write(Op::LeaseRevoke(request)).await? {
+        match self.core.write_as(Op::LeaseRevoke(request), caller).await? {
             Applied::LeaseRevoke(mut response) => {
                 self.core.header.fill(&mut response.header);
                 Ok(response)
@@ -171,6 +182,16 @@ impl LeaseService {
     }
 }
 
+impl LeaseService {
+    /// The caller, who must be a user while auth is on (any user may
+    /// grant, renew and list leases, as in etcd).
+    fn authenticated<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
+        let (caller, state) = self.core.caller(request)?;
+        caller.check_authenticated(state.kv.auth())?;
+        Ok(caller)
+    }
+}
+
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -179,14 +200,28 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        Ok(Response::new(self.grant(request.into_inner()).await?))
+        let caller = self.authenticated(&request)?;
+        Ok(Response::new(
+            self.grant(request.into_inner(), &caller).await?,
+        ))
     }
 
     async fn lease_revoke(
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        Ok(Response::new(self.revoke(request.into_inner()).await?))
+        let (caller, state) = self.core.caller(&request)?;
+        let request = request.into_inner();
+        // Checked here to fail early; apply checks again with the keys
+        // attached when it runs.
+        if let Some(info) = state.kv.leases().info(request.id) {
+            for key in &info.keys {
+                caller
+                    .check(state.kv.auth(), key, &[], Access::Write)
+                    .map_err(ApiError::from)?;
+            }
+        }
+        Ok(Response::new(self.revoke(request, &caller).await?))
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
@@ -195,6 +230,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        self.authenticated(&request)?;
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(KEEPALIVE_BUFFER);
         let core = self.core.clone();
@@ -219,6 +255,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.authenticated(&request)?;
         Ok(Response::new(
             self.time_to_live(request.into_inner()).await?,
         ))
@@ -226,8 +263,9 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _request: Request<LeaseLeasesRequest>,
+        request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        self.authenticated(&request)?;
         let state = self.core.readable_state(false).await?;
         let mut header = Some(ResponseHeader {
             revision: state.kv.revision(),

@@ -12,7 +12,9 @@ use witan_proto::v3lockpb::lock_server::{Lock, LockServer};
 use witan_proto::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 use witan_recipes::lock;
 
+use super::permissions::{check_held_key, check_recipe};
 use super::{ApiError, HeaderSource};
+use crate::auth::AuthGate;
 use crate::recipes::LocalCore;
 
 /// The response metadata key holding a Lock's fencing token (the create
@@ -23,18 +25,24 @@ pub const FENCING_TOKEN_METADATA: &str = "witan-fencing-token";
 pub struct LockService {
     core: LocalCore,
     header: HeaderSource,
+    gate: AuthGate,
 }
 
 impl LockService {
-    /// Locks over `core`; headers filled by `header`.
-    pub fn new(core: LocalCore, header: HeaderSource) -> Self {
-        LockService { core, header }
+    /// Locks over `core` for callers `gate` authenticates; headers filled
+    /// by `header`.
+    pub fn new(core: LocalCore, header: HeaderSource, gate: AuthGate) -> Self {
+        LockService { core, header, gate }
     }
 }
 
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, request: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let name = &request.get_ref().name;
+        self.gate
+            .allow(&request, |caller, auth| check_recipe(caller, auth, name))
+            .map_err(ApiError::from)?;
         let request = request.into_inner();
         // Dropping this future (the client cancelled) removes the waiting
         // key: the recipe's guard sees to it.
@@ -55,6 +63,10 @@ impl Lock for LockService {
         &self,
         request: Request<UnlockRequest>,
     ) -> Result<Response<UnlockResponse>, Status> {
+        let key = &request.get_ref().key;
+        self.gate
+            .allow(&request, |caller, auth| check_held_key(caller, auth, key))
+            .map_err(ApiError::from)?;
         let request = request.into_inner();
         let revision = lock::unlock(&self.core, &request.key)
             .await

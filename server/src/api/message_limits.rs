@@ -8,6 +8,7 @@
 //! Sending: `--max-send-bytes` (see its flag for the default's reasons).
 
 use witan_proto::etcdserverpb::{
+    auth_server::{Auth, AuthServer},
     cluster_server::{Cluster, ClusterServer},
     kv_server::{Kv, KvServer},
     lease_server::{Lease, LeaseServer},
@@ -73,6 +74,7 @@ macro_rules! size_limited {
 
 size_limited!(
     KvServer: Kv,
+    AuthServer: Auth,
     WatchServer: Watch,
     LeaseServer: Lease,
     ClusterServer: Cluster,

@@ -6,6 +6,7 @@
 //!
 //! Only this module (and `raft`'s transport) knows about tonic.
 
+mod auth;
 mod cluster;
 mod core;
 mod election;
@@ -16,11 +17,12 @@ mod lease;
 mod lock;
 mod maintenance;
 mod message_limits;
-mod not_implemented;
+mod permissions;
 mod recipes;
 mod watch;
 
 pub use self::core::ApiCore;
+pub use auth::{server as auth_server, AuthService};
 pub use cluster::{server as cluster_server, ClusterService};
 pub use election::{server as election_server, ElectionService};
 pub use error::ApiError;
@@ -30,6 +32,5 @@ pub use lease::LeaseService;
 pub use lock::{server as lock_server, LockService, FENCING_TOKEN_METADATA};
 pub use maintenance::{alarm_text, MaintenanceParts, MaintenanceService, API_VERSION};
 pub use message_limits::{MessageLimits, SizeLimited, GRPC_OVERHEAD_BYTES};
-pub use not_implemented::AuthNotImplemented;
 pub use recipes::{servers as recipe_servers, RecipeServers, RecipesService};
 pub use watch::{server as watch_server, WatchService};

@@ -16,7 +16,9 @@ use witan_proto::recipespb::{
 };
 use witan_recipes::{barrier, double_barrier, rwlock, semaphore, Held, RecipeError};
 
+use super::permissions::{check_held_key, check_recipe};
 use super::{ApiError, HeaderSource};
+use crate::auth::AuthGate;
 use crate::recipes::LocalCore;
 
 /// witan's own recipe services on one member.
@@ -24,12 +26,29 @@ use crate::recipes::LocalCore;
 pub struct RecipesService {
     core: LocalCore,
     header: HeaderSource,
+    gate: AuthGate,
 }
 
 impl RecipesService {
-    /// Recipes over `core`; headers filled by `header`.
-    pub fn new(core: LocalCore, header: HeaderSource) -> Self {
-        RecipesService { core, header }
+    /// Recipes over `core` for callers `gate` authenticates; headers
+    /// filled by `header`.
+    pub fn new(core: LocalCore, header: HeaderSource, gate: AuthGate) -> Self {
+        RecipesService { core, header, gate }
+    }
+
+    /// Checks that the caller may use the recipe `name` (its key and the
+    /// keys under `name/`).
+    fn allow_name<T>(&self, request: &Request<T>, name: &[u8]) -> Result<(), ApiError> {
+        self.gate
+            .allow(request, |caller, auth| check_recipe(caller, auth, name))?;
+        Ok(())
+    }
+
+    /// Checks that the caller may release the held `key`.
+    fn allow_key<T>(&self, request: &Request<T>, key: &[u8]) -> Result<(), ApiError> {
+        self.gate
+            .allow(request, |caller, auth| check_held_key(caller, auth, key))?;
+        Ok(())
     }
 
     fn rw_response(
@@ -51,6 +70,7 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierHoldRequest>,
     ) -> Result<Response<BarrierHoldResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let held = barrier::hold(&self.core, &request.name, request.lease)
             .await
@@ -65,6 +85,7 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierReleaseRequest>,
     ) -> Result<Response<BarrierReleaseResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let revision = barrier::release(&self.core, &request.into_inner().name)
             .await
             .map_err(ApiError::from)?;
@@ -77,6 +98,7 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierWaitRequest>,
     ) -> Result<Response<BarrierWaitResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let revision = barrier::wait(&self.core, &request.into_inner().name)
             .await
             .map_err(ApiError::from)?;
@@ -92,6 +114,7 @@ impl DoubleBarrier for RecipesService {
         &self,
         request: Request<DoubleBarrierEnterRequest>,
     ) -> Result<Response<DoubleBarrierEnterResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let held = double_barrier::enter(&self.core, &request.name, request.count, request.lease)
             .await
@@ -106,6 +129,7 @@ impl DoubleBarrier for RecipesService {
         &self,
         request: Request<DoubleBarrierLeaveRequest>,
     ) -> Result<Response<DoubleBarrierLeaveResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let revision = double_barrier::leave(&self.core, &request.name, request.lease)
             .await
@@ -122,6 +146,7 @@ impl Semaphore for RecipesService {
         &self,
         request: Request<SemaphoreAcquireRequest>,
     ) -> Result<Response<SemaphoreAcquireResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let held = semaphore::acquire(&self.core, &request.name, request.permits, request.lease)
             .await
@@ -137,6 +162,7 @@ impl Semaphore for RecipesService {
         &self,
         request: Request<SemaphoreReleaseRequest>,
     ) -> Result<Response<SemaphoreReleaseResponse>, Status> {
+        self.allow_key(&request, &request.get_ref().key)?;
         let revision = semaphore::release(&self.core, &request.into_inner().key)
             .await
             .map_err(ApiError::from)?;
@@ -152,6 +178,7 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwLockRequest>,
     ) -> Result<Response<RwLockResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         self.rw_response(rwlock::read_lock(&self.core, &request.name, request.lease).await)
     }
@@ -160,6 +187,7 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwLockRequest>,
     ) -> Result<Response<RwLockResponse>, Status> {
+        self.allow_name(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         self.rw_response(rwlock::write_lock(&self.core, &request.name, request.lease).await)
     }
@@ -168,6 +196,7 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwUnlockRequest>,
     ) -> Result<Response<RwUnlockResponse>, Status> {
+        self.allow_key(&request, &request.get_ref().key)?;
         let revision = rwlock::unlock(&self.core, &request.into_inner().key)
             .await
             .map_err(ApiError::from)?;

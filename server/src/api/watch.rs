@@ -20,6 +20,7 @@ use witan_proto::etcdserverpb::watch_server::{Watch, WatchServer};
 use witan_proto::etcdserverpb::{ResponseHeader, WatchRequest, WatchResponse};
 
 use super::{ApiError, HeaderSource};
+use crate::auth::AuthGate;
 use crate::mvcc::MvccError;
 use crate::raft::proposer::ProposeError;
 use crate::watch::{self, fragment, ResponseKind, StreamError, WatchBudget, WatchHub};
@@ -43,12 +44,20 @@ pub struct WatchService {
     /// open, by the connection's remote address (a connection's streams
     /// hold it; it goes away with the last of them).
     connections: Mutex<HashMap<SocketAddr, Weak<WatchBudget>>>,
+    /// Authenticates the stream's caller.
+    gate: AuthGate,
 }
 
 impl WatchService {
-    /// Watches served by `hub`; responses of fragmenting watches are split
-    /// at `max_request_bytes` (etcd's rule).
-    pub fn new(hub: WatchHub, header: HeaderSource, max_request_bytes: usize) -> Self {
+    /// Watches served by `hub` for callers `gate` authenticates; responses
+    /// of fragmenting watches are split at `max_request_bytes` (etcd's
+    /// rule).
+    pub fn new(
+        hub: WatchHub,
+        header: HeaderSource,
+        max_request_bytes: usize,
+        gate: AuthGate,
+    ) -> Self {
         WatchService {
             hub,
             header,
@@ -56,6 +65,7 @@ impl WatchService {
             streams: Arc::default(),
             max_per_connection: usize::MAX,
             connections: Mutex::default(),
+            gate,
         }
     }
 
@@ -111,6 +121,7 @@ impl Watch for WatchService {
                 .and_then(|info| info.remote_addr)
         });
         let budget = self.budget(remote);
+        let (caller, _) = self.gate.caller(&request).map_err(ApiError::from)?;
         let requests = request
             .into_inner()
             .filter_map(|message| std::future::ready(convert_request(message)));
@@ -121,7 +132,7 @@ impl Watch for WatchService {
         tokio::spawn(
             async move {
                 debug!("watch stream opened");
-                let result = hub.serve_on_connection(requests, out, budget).await;
+                let result = hub.serve_on_connection(requests, out, budget, caller).await;
                 debug!(ok = result.is_ok(), "watch stream closed");
                 let _ = ended.send(result);
             }

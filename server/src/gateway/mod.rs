@@ -14,6 +14,7 @@
 //! services (no raft, storage or mvcc calls) except for health checks.
 
 mod codec;
+mod credentials;
 mod error;
 #[cfg(test)]
 mod fuzz_tests;
@@ -31,9 +32,10 @@ pub use health::HealthSource;
 pub use routes::fallback;
 
 use crate::metrics::{GrpcMetered, MemberMetrics};
+use credentials::{Credentialed, Credentials};
 
 /// The member's gRPC services as an in-process transport.
-pub type Loopback = GrpcMetered<tonic::service::Routes>;
+pub type Loopback = Credentialed<GrpcMetered<tonic::service::Routes>>;
 
 /// Headroom over `--max-request-bytes` for JSON's base64 and field names.
 const JSON_OVERHEAD_BYTES: usize = 1024 * 1024;
@@ -42,10 +44,12 @@ const JSON_OVERHEAD_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
+    /// The HTTP caller's credentials (set per request by the routes).
+    credentials: Credentials,
 }
 
 struct Inner {
-    grpc: Loopback,
+    grpc: GrpcMetered<tonic::service::Routes>,
     health: HealthSource,
     metrics: MemberMetrics,
     max_body_bytes: usize,
@@ -55,7 +59,7 @@ impl Gateway {
     /// A gateway calling `grpc`; request bodies are limited to
     /// `max_request_bytes` plus room for the JSON encoding's growth.
     pub fn new(
-        grpc: Loopback,
+        grpc: GrpcMetered<tonic::service::Routes>,
         health: HealthSource,
         metrics: MemberMetrics,
         max_request_bytes: usize,
@@ -70,6 +74,7 @@ impl Gateway {
                     .div_ceil(3)
                     .saturating_add(JSON_OVERHEAD_BYTES),
             }),
+            credentials: Credentials::default(),
         }
     }
 
@@ -79,7 +84,15 @@ impl Gateway {
     }
 
     fn grpc(&self) -> Loopback {
-        self.inner.grpc.clone()
+        Credentialed::new(self.inner.grpc.clone(), self.credentials.clone())
+    }
+
+    /// This gateway, calling on behalf of the sender of `parts`.
+    fn on_behalf_of(&self, parts: &http::request::Parts) -> Gateway {
+        Gateway {
+            inner: Arc::clone(&self.inner),
+            credentials: Credentials::of(parts),
+        }
     }
 }
 

@@ -43,7 +43,9 @@ const PREFIXES: [&str; 3] = ["/v3", "/v3beta", "/v3alpha"];
 /// A unary route: `client` type, its method, the request message type.
 macro_rules! unary {
     ($client:ident, $method:ident, $request:ty) => {
-        post(|State(gw): State<Gateway>, body: Body| async move {
+        post(|State(gw): State<Gateway>, request: Request| async move {
+            let (parts, body) = request.into_parts();
+            let gw = gw.on_behalf_of(&parts);
             gw.unary(body, |grpc, request: $request| async move {
                 $client::new(grpc)
                     .max_decoding_message_size(usize::MAX)
@@ -58,7 +60,9 @@ macro_rules! unary {
 /// A server-streaming route.
 macro_rules! server_stream {
     ($client:ident, $method:ident, $request:ty) => {
-        post(|State(gw): State<Gateway>, body: Body| async move {
+        post(|State(gw): State<Gateway>, request: Request| async move {
+            let (parts, body) = request.into_parts();
+            let gw = gw.on_behalf_of(&parts);
             gw.server_stream(body, |grpc, request: $request| async move {
                 $client::new(grpc)
                     .max_decoding_message_size(usize::MAX)
@@ -73,7 +77,9 @@ macro_rules! server_stream {
 /// A bidirectional-streaming route.
 macro_rules! bidi_stream {
     ($client:ident, $method:ident, $request:ty, $end:expr) => {
-        post(|State(gw): State<Gateway>, body: Body| async move {
+        post(|State(gw): State<Gateway>, request: Request| async move {
+            let (parts, body) = request.into_parts();
+            let gw = gw.on_behalf_of(&parts);
             gw.bidi_stream(
                 body,
                 $end,

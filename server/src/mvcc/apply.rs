@@ -16,7 +16,7 @@ use witan_proto::raftpb::{
     LeaseKeepAliveResult, LeaseTick, LeaseTickResult,
 };
 
-use super::auth;
+use super::auth::{self, Access};
 use super::write::WriteTxn;
 use super::{txn, Change, History, HistoryError, KeyRange, KvState, MvccError};
 
@@ -55,9 +55,9 @@ pub(super) async fn apply<H: History>(
             .map(Outcome::Txn),
         Some(Op::Compact(req)) => compact(state, req).map(Outcome::Compact),
         Some(Op::LeaseGrant(req)) => lease_grant(state, req).map(Outcome::LeaseGrant),
-        Some(Op::LeaseRevoke(req)) => {
-            lease_revoke(state, req, history, changes).map(Outcome::LeaseRevoke)
-        }
+        Some(Op::LeaseRevoke(req)) => lease_revoke_permitted(state, cmd, req.id)
+            .and_then(|()| lease_revoke(state, req, history, changes))
+            .map(Outcome::LeaseRevoke),
         Some(Op::LeaseKeepAlive(req)) => Ok(Outcome::LeaseKeepAlive(lease_keep_alive(state, req))),
         Some(Op::LeaseTick(req)) => Ok(Outcome::LeaseTick(lease_tick(state, req))),
         Some(Op::LeaseExpire(req)) => Ok(Outcome::LeaseExpire(lease_expire(
@@ -268,6 +268,25 @@ fn lease_grant(
 }
 
 /// LeaseRevoke: deletes every key attached to the lease at one revision.
+/// A client's revoke deletes the keys attached when it applies, so the
+/// user must be allowed to write each of them then (etcd checks the
+/// lease's keys in its auth applier too).
+fn lease_revoke_permitted(state: &KvState, cmd: &Command, id: i64) -> Result<(), MvccError> {
+    let auth = state.auth();
+    if cmd.auth_revision == 0 || !auth.enabled() {
+        return Ok(());
+    }
+    let keys = state
+        .leases()
+        .info(id)
+        .map(|info| info.keys)
+        .unwrap_or_default();
+    for key in keys {
+        auth.check(&cmd.auth_user, &key, &[], Access::Write)?;
+    }
+    Ok(())
+}
+
 fn lease_revoke<H: History>(
     state: &mut KvState,
     req: &LeaseRevokeRequest,

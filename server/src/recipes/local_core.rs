@@ -14,6 +14,7 @@ use witan_proto::etcdserverpb::{
 use witan_recipes::{CoreError, EventStream, KvCore, Lease, WatchBatch};
 
 use crate::api::{ApiError, KvService, LeaseService};
+use crate::auth::Caller;
 use crate::mvcc::MvccError;
 use crate::raft::proposer::ProposeError;
 use crate::raft::read_index::ReadIndexError;
@@ -72,6 +73,8 @@ impl LocalCore {
                 CoreError::Other(message)
             }
             ApiError::Mvcc(_)
+            | ApiError::Auth(_)
+            | ApiError::Password(_)
             | ApiError::Recipe(_)
             | ApiError::Member(_)
             | ApiError::MissingLeaderKey
@@ -91,7 +94,7 @@ impl KvCore for LocalCore {
 
     async fn txn(&self, request: TxnRequest) -> Result<TxnResponse, CoreError> {
         self.kv
-            .serve_txn(request)
+            .serve_txn(request, &Caller::member())
             .await
             .map_err(|e| self.core_error(e, 0))
     }
@@ -170,7 +173,7 @@ impl KvCore for LocalCore {
     async fn lease_grant(&self, ttl: i64, id: i64) -> Result<Lease, CoreError> {
         let response = self
             .leases
-            .grant(LeaseGrantRequest { ttl, id })
+            .grant(LeaseGrantRequest { ttl, id }, &Caller::member())
             .await
             .map_err(|e| self.core_error(e, 0))?;
         Ok(Lease {
@@ -181,7 +184,7 @@ impl KvCore for LocalCore {
 
     async fn lease_revoke(&self, id: i64) -> Result<(), CoreError> {
         self.leases
-            .revoke(LeaseRevokeRequest { id })
+            .revoke(LeaseRevokeRequest { id }, &Caller::member())
             .await
             .map(drop)
             .map_err(|e| self.core_error(e, 0))

@@ -2,6 +2,7 @@
 //! [`WatchStream`] per client stream over the member's applied state and
 //! counts the open ones.
 
+use crate::auth::Caller;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,16 +95,19 @@ impl WatchHub {
     where
         R: Stream<Item = Result<Request, E>>,
     {
-        self.serve_on_connection(requests, out, None).await
+        self.serve_on_connection(requests, out, None, Caller::member())
+            .await
     }
 
     /// [`WatchHub::serve`] for a stream of a client connection whose
-    /// watches (over all its streams) count against `budget`.
+    /// watches (over all its streams) count against `budget`, opened by
+    /// `caller` (each watch needs READ on its keys).
     pub async fn serve_on_connection<R, E>(
         &self,
         requests: R,
         out: mpsc::Sender<Response>,
         budget: Option<Arc<WatchBudget>>,
+        caller: Caller,
     ) -> Result<(), StreamError<E>>
     where
         R: Stream<Item = Result<Request, E>>,
@@ -114,7 +118,8 @@ impl WatchHub {
             self.settings,
             out,
             self.stopping.clone(),
-        );
+        )
+        .with_caller(caller);
         if let Some(budget) = budget {
             stream = stream.with_budget(BudgetHold::new(budget));
         }

@@ -17,6 +17,7 @@ mod status;
 use std::time::Duration;
 
 use tonic::{Request, Response, Status};
+use witan_proto::etcdserverpb::alarm_request::AlarmAction;
 use witan_proto::etcdserverpb::{
     maintenance_server::Maintenance, AlarmRequest, AlarmResponse, DefragmentRequest,
     DefragmentResponse, DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse,
@@ -84,6 +85,15 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<AlarmRequest>,
     ) -> Result<Response<AlarmResponse>, Status> {
+        // Listing alarms is any user's business; raising or clearing one
+        // is the root role's.
+        let (caller, state) = self.parts.core.caller(&request)?;
+        let auth = state.kv.auth();
+        if request.get_ref().action == AlarmAction::Get as i32 {
+            caller.check_authenticated(auth).map_err(ApiError::from)?;
+        } else {
+            caller.check_admin(auth).map_err(ApiError::from)?;
+        }
         Ok(Response::new(
             alarm::alarm(&self.parts.core, request.into_inner()).await?,
         ))
@@ -91,8 +101,9 @@ impl Maintenance for MaintenanceService {
 
     async fn defragment(
         &self,
-        _: Request<DefragmentRequest>,
+        request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
+        self.parts.core.admin(&request)?;
         self.parts
             .storage
             .defragment()
@@ -104,7 +115,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash(&self, _: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.parts.core.admin(&request)?;
         let current = self.parts.core.state.current().kv.revision();
         let hashed = self
             .parts
@@ -122,6 +134,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
+        self.parts.core.admin(&request)?;
         let revision = request.into_inner().revision;
         let current = self.parts.core.state.current().kv.revision();
         let hashed = self
@@ -146,8 +159,9 @@ impl Maintenance for MaintenanceService {
 
     async fn snapshot(
         &self,
-        _: Request<SnapshotRequest>,
+        request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
+        self.parts.core.admin(&request)?;
         Ok(Response::new(snapshot::stream(&self.parts).await?))
     }
 
@@ -155,6 +169,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
+        self.parts.core.admin(&request)?;
         let target = request.into_inner().target_id;
         Ok(Response::new(
             move_leader::move_leader(&self.parts, target).await?,

@@ -19,6 +19,8 @@
 
 mod progress;
 
+use crate::auth::Caller;
+use crate::mvcc::Access;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -65,6 +67,8 @@ pub struct WatchStream {
     cursor: i64,
     /// This stream's share of its connection's watch budget, if counted.
     budget: Option<BudgetHold>,
+    /// Who opened the stream: each create needs READ on its keys.
+    caller: Caller,
 }
 
 impl WatchStream {
@@ -92,7 +96,13 @@ impl WatchStream {
             progress_requested: false,
             cursor: i64::MIN,
             budget: None,
+            caller: Caller::member(),
         }
+    }
+
+    /// Checks each watch against `caller`'s permissions.
+    pub fn with_caller(self, caller: Caller) -> Self {
+        WatchStream { caller, ..self }
     }
 
     /// Counts this stream's watches against its connection's budget.
@@ -160,9 +170,20 @@ impl WatchStream {
     }
 
     async fn create(&mut self, request: WatchCreateRequest) -> Result<(), Halt> {
-        let current = self.state.current().kv.revision();
+        let state = self.state.current();
+        let current = state.kv.revision();
         let max = self.settings.max_watches_per_stream;
         let created = WatchSpec::new(&request).and_then(|spec| {
+            // Against the auth store as it is now: a stream outlives
+            // permission changes, each watch is judged when created.
+            self.caller
+                .check(
+                    state.kv.auth(),
+                    &request.key,
+                    &request.range_end,
+                    Access::Read,
+                )
+                .map_err(|_| CreateError::PermissionDenied)?;
             if self.watchers.len() >= max {
                 return Err(CreateError::TooManyWatches(max));
             }
