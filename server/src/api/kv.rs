@@ -94,19 +94,26 @@ impl KvService {
 /// The requests other parts of the member make in-process (the recipes'
 /// KV core) share the handlers' whole path: limits, validation, barrier.
 impl KvService {
-    /// Serves a Range.
-    pub async fn serve_range(&self, request: RangeRequest) -> Result<RangeResponse, ApiError> {
+    /// Serves a Range for `caller`, whose permissions are checked on the
+    /// very state the read is served from (after the read barrier), so a
+    /// permission revoked before the read is never used.
+    pub async fn serve_range(
+        &self,
+        request: RangeRequest,
+        caller: &Caller,
+    ) -> Result<RangeResponse, ApiError> {
         self.check_size(&request)?;
         mvcc::validate_range(&request)?;
         let state = self.core.readable_state(request.serializable).await?;
+        permissions::check_range(caller, state.kv.auth(), &request)?;
         let mut response = self.range_on(state, &request).await?;
         self.core.header.fill(&mut response.header);
         Ok(response)
     }
 
-    /// Serves a Txn: a read-only one like a read, any other through raft
-    /// (stamped with `caller`'s auth revision; permissions are checked by
-    /// the caller of this function).
+    /// Serves a Txn for `caller`: a read-only one like a read (checked on
+    /// the state it reads), any other through raft (checked now and
+    /// stamped with the auth revision it was checked at).
     pub async fn serve_txn(
         &self,
         request: TxnRequest,
@@ -119,6 +126,7 @@ impl KvService {
                 .core
                 .readable_state(txn_is_serializable(&request))
                 .await?;
+            permissions::check_txn(caller, state.kv.auth(), &request)?;
             let command = Command {
                 op: Some(Op::Txn(request)),
                 ..Default::default()
@@ -130,7 +138,10 @@ impl KvService {
                 None => return Err(ApiError::UnexpectedResponse("empty txn response")),
             }
         } else {
-            mvcc::check_txn_space(&self.core.state.current().kv, &request)?;
+            let state = self.core.state.current();
+            permissions::check_txn(caller, state.kv.auth(), &request)?;
+            mvcc::check_txn_space(&state.kv, &request)?;
+            drop(state);
             self.core.write_as(Op::Txn(request), caller).await?
         };
         match applied {
@@ -180,10 +191,10 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let (caller, state) = self.core.caller(&request)?;
-        let request = request.into_inner();
-        permissions::check_range(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
-        Ok(Response::new(self.serve_range(request).await?))
+        let (caller, _) = self.core.caller(&request)?;
+        Ok(Response::new(
+            self.serve_range(request.into_inner(), &caller).await?,
+        ))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
@@ -225,10 +236,10 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let (caller, state) = self.core.caller(&request)?;
-        let request = request.into_inner();
-        permissions::check_txn(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
-        Ok(Response::new(self.serve_txn(request, &caller).await?))
+        let (caller, _) = self.core.caller(&request)?;
+        Ok(Response::new(
+            self.serve_txn(request.into_inner(), &caller).await?,
+        ))
     }
 
     async fn compact(

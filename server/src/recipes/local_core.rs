@@ -87,7 +87,7 @@ impl KvCore for LocalCore {
     async fn range(&self, request: RangeRequest) -> Result<RangeResponse, CoreError> {
         let revision = request.revision;
         self.kv
-            .serve_range(request)
+            .serve_range(request, &Caller::member())
             .await
             .map_err(|e| self.core_error(e, revision))
     }

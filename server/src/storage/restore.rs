@@ -54,13 +54,15 @@ pub async fn inspect_saved_state(path: &Path) -> Result<SavedState, DbError> {
 
 /// Creates `data_dir/state.db` holding the saved state at `saved` (checked
 /// with [`inspect_saved_state`]) without what tied it to its old cluster:
-/// no applied log id, no membership, no alarms. A member started on the
+/// no applied log id, no membership, no alarms, no auth tokens (users,
+/// roles and permissions stay). A member started on the
 /// directory bootstraps a new raft log and membership on top of it.
 pub async fn install_saved_state(saved: &Path, data_dir: &Path) -> Result<(), DbError> {
     let path = data_dir.join(STATE_FILE);
     let mut db = StateDb::open(&path).await?;
     db.replace_with(saved).await?;
     db.forget_cluster(&[META_ALARMS]).await?;
+    db.forget_tokens().await?;
     db.close().await?;
     sqlite::sync_dir(data_dir).await
 }

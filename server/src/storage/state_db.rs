@@ -231,6 +231,24 @@ impl StateDb {
         Ok(())
     }
 
+    /// Drops the simple tokens from the stored auth store (users, roles
+    /// and permissions stay): sessions of the cluster a snapshot came from
+    /// do not carry over to a restored one, as with etcd's in-memory
+    /// tokens.
+    pub async fn forget_tokens(&mut self) -> Result<(), DbError> {
+        let Some(blob) = sqlite::meta_blob(&mut self.conn, META_AUTH).await? else {
+            return Ok(());
+        };
+        let mut state = AuthState::decode(blob.as_slice())?;
+        state.tokens.clear();
+        sqlx::query("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)")
+            .bind(META_AUTH)
+            .bind(state.encode_to_vec())
+            .execute(&mut self.conn)
+            .await?;
+        Ok(())
+    }
+
     /// Replaces the whole state with the one stored in the database file
     /// `path` (a snapshot), in one transaction: a crash leaves the old state
     /// or the new one. The file must have been checked

@@ -247,6 +247,58 @@ async fn alarms_persist_with_the_state() {
 }
 
 #[tokio::test]
+async fn auth_persists_with_the_state_and_restores_without_tokens() {
+    use witan_proto::authpb::User;
+    use witan_proto::raftpb::{AuthState, SimpleToken};
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = populated(dir.path()).await;
+    let auth = crate::mvcc::AuthStore::from_state(AuthState {
+        enabled: true,
+        revision: 7,
+        users: vec![User {
+            name: b"root".to_vec(),
+            password: b"$2b$04$hash".to_vec(),
+            roles: vec!["root".into()],
+            options: None,
+        }],
+        roles: Vec::new(),
+        tokens: vec![SimpleToken {
+            token: "t".into(),
+            name: "root".into(),
+            expires_at_ms: 1_000,
+        }],
+    });
+    db.write(&[AppliedBatch {
+        changes: Arc::new(AppliedChanges {
+            prev_revision: 4,
+            revision: 4,
+            changes: Vec::new(),
+        }),
+        last_applied: Some(log_id(2, 1, 8)),
+        membership: membership(),
+        revisions: Revisions {
+            revision: 4,
+            compact_revision: 0,
+        },
+        compact_to: None,
+        leases: Vec::new(),
+        lease_clock_ms: 0,
+        alarms: None,
+        auth: Some(auth.clone()),
+    }])
+    .await
+    .unwrap();
+    let meta = db.load_meta().await.unwrap();
+    assert_eq!(db.load_kv(&meta).await.unwrap().auth(), &auth);
+
+    db.forget_tokens().await.unwrap();
+    let kv = db.load_kv(&meta).await.unwrap();
+    assert!(kv.auth().enabled());
+    assert!(kv.auth().is_root("root"));
+    assert!(!kv.auth().has_tokens());
+}
+
+#[tokio::test]
 async fn a_saved_state_installs_without_its_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = populated(dir.path()).await;
