@@ -209,6 +209,8 @@ txn_denied() {
 txn_denied "a txn reading /secret/s in its failure branch is refused" \
   $'value("/app/a") = "v1"\n\nget /app/a\n\nget /secret/s\n'
 txn_denied "a txn writing in /app/ is refused" $'\nput /app/b x\n\n'
+# etcd cancels the watch with CancelReason set to the whole gRPC error
+# text of ErrGRPCPermissionDenied, which etcdctl prints as it is.
 out=$(ctl 2 "${ALICE[@]}" watch /secret/ --prefix 2>&1 </dev/null) && fail "watch /secret/ succeeded: $out"
 grep -qF "watch was canceled (rpc error: code = PermissionDenied desc = etcdserver: permission denied)" \
   <<<"$out" || fail "watch /secret/ printed: $out"
