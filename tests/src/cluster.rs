@@ -77,6 +77,10 @@ pub struct Cluster {
     /// Each member's raft id, learned once every member is up (ids do not
     /// change across restarts), so faults can be set while some are down.
     ids: Vec<u64>,
+    /// With [`Cluster::set_credentials`]: the user and password the
+    /// harness's own clients log in with (readiness, status, ...), for a
+    /// cluster with authentication enabled.
+    credentials: Option<(String, String)>,
     // Kept last so the directories outlive the processes using them.
     _dir: tempfile::TempDir,
 }
@@ -169,6 +173,7 @@ impl Cluster {
             initial_cluster,
             members,
             ids: Vec::new(),
+            credentials: None,
             _dir: dir,
         })
     }
@@ -358,12 +363,34 @@ impl Cluster {
         self.members[i].child.is_some()
     }
 
-    /// A client talking to member `i` only.
+    /// A client talking to member `i` only (logged in as the user of
+    /// [`Cluster::set_credentials`], if any).
     pub async fn client(&self, i: usize) -> Result<Client> {
-        let options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(2))
-            .with_timeout(Duration::from_secs(10));
+        match &self.credentials {
+            Some((user, password)) => self.client_as(i, user, password).await,
+            None => Ok(Client::connect([self.endpoint(i)], Some(Self::connect_options())).await?),
+        }
+    }
+
+    /// A client talking to member `i` only, logged in as `user` (etcd's
+    /// Authenticate on connect; the token is not refreshed when it expires).
+    pub async fn client_as(&self, i: usize, user: &str, password: &str) -> Result<Client> {
+        let options = Self::connect_options().with_user(user, password);
         Ok(Client::connect([self.endpoint(i)], Some(options)).await?)
+    }
+
+    /// Makes every client the harness opens itself ([`Cluster::client`],
+    /// readiness, leader and member-id queries) log in as `user`: for a
+    /// cluster with authentication enabled, whose members refuse requests
+    /// without a token. `None` goes back to anonymous clients.
+    pub fn set_credentials(&mut self, credentials: Option<(&str, &str)>) {
+        self.credentials = credentials.map(|(u, p)| (u.to_string(), p.to_string()));
+    }
+
+    fn connect_options() -> ConnectOptions {
+        ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(10))
     }
 
     /// Waits until member `i` answers a linearizable read.
