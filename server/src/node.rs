@@ -185,6 +185,8 @@ impl Node {
                     bcrypt_cost: config.bcrypt_cost,
                 },
                 state: state.clone(),
+                read_index: read_index.clone(),
+                request_timeout: config.request_timeout,
             },
         };
 

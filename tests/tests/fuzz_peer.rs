@@ -30,6 +30,7 @@ fn entry(term: u64, index: u64) -> raftpb::Entry {
                         ..Default::default()
                     },
                 )),
+                ..Default::default()
             }],
         })),
     }

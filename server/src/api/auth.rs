@@ -6,8 +6,7 @@
 //! from the applied state behind the read barrier. Passwords are hashed
 //! here, before proposing: the log and state.db only ever hold hashes.
 //! While auth is on, every change needs the root role (etcd's rule); a
-//! user may also read itself, change its own password and read the roles
-//! it holds.
+//! user may also read itself and the roles it holds.
 
 use std::sync::Arc;
 
@@ -49,8 +48,8 @@ impl AuthService {
     }
 
     /// The caller, who must hold the root role while auth is on.
-    fn admin<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
-        let (caller, state) = self.core.caller(request)?;
+    async fn admin<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
+        let (caller, state) = self.core.caller(request).await?;
         caller.check_admin(state.kv.auth())?;
         Ok(caller)
     }
@@ -58,6 +57,15 @@ impl AuthService {
     /// The applied state behind the read barrier, for the reads.
     async fn fresh(&self) -> Result<Arc<AppliedState>, ApiError> {
         self.core.readable_state(false).await
+    }
+
+    /// Proposes an auth change, then waits until this member applied it:
+    /// the client's next request here (a token just issued, a put just
+    /// granted) must be judged by the new store, not refused by the old.
+    async fn change(&self, op: Op, caller: &Caller) -> Result<Applied, ApiError> {
+        let applied = self.core.write_as(op, caller).await?;
+        self.core.gate.catch_up().await;
+        Ok(applied)
     }
 
     async fn hash(&self, password: String) -> Result<String, ApiError> {
@@ -88,10 +96,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthEnableRequest>,
     ) -> Result<Response<AuthEnableResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::AuthEnable(request.into_inner()), &caller)
+            .change(Op::AuthEnable(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, AuthEnable)
     }
@@ -100,10 +107,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthDisableRequest>,
     ) -> Result<Response<AuthDisableResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::AuthDisable(request.into_inner()), &caller)
+            .change(Op::AuthDisable(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, AuthDisable)
     }
@@ -153,7 +159,7 @@ impl Auth for AuthService {
             user: None,
             revision: auth.revision(),
         };
-        let applied = self.core.write_as(issue, &checked).await?;
+        let applied = self.change(issue, &checked).await?;
         answered!(self, applied, IssueToken)
     }
 
@@ -161,7 +167,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserAddRequest>,
     ) -> Result<Response<AuthUserAddResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let mut request = request.into_inner();
         if request.name.is_empty() {
             return Err(ApiError::Auth(AuthError::UserEmpty).into());
@@ -173,7 +179,7 @@ impl Auth for AuthService {
             self.hash(std::mem::take(&mut request.password)).await?
         };
         request.password.clear();
-        let applied = self.core.write_as(Op::UserAdd(request), &caller).await?;
+        let applied = self.change(Op::UserAdd(request), &caller).await?;
         answered!(self, applied, UserAdd)
     }
 
@@ -181,7 +187,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGetRequest>,
     ) -> Result<Response<AuthUserGetResponse>, Status> {
-        let (caller, _) = self.core.caller(&request)?;
+        let (caller, _) = self.core.caller(&request).await?;
         let name = request.into_inner().name;
         let state = self.fresh().await?;
         let auth = state.kv.auth();
@@ -203,7 +209,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserListRequest>,
     ) -> Result<Response<AuthUserListResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let state = self.fresh().await?;
         caller
             .check_admin(state.kv.auth())
@@ -220,10 +226,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserDeleteRequest>,
     ) -> Result<Response<AuthUserDeleteResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::UserDelete(request.into_inner()), &caller)
+            .change(Op::UserDelete(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, UserDelete)
     }
@@ -232,21 +237,25 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserChangePasswordRequest>,
     ) -> Result<Response<AuthUserChangePasswordResponse>, Status> {
-        let (caller, state) = self.core.caller(&request)?;
+        // etcd 3.4: only the root role changes passwords, its own
+        // included.
+        let caller = self.admin(&request).await?;
         let mut request = request.into_inner();
-        if caller.name() != Some(request.name.as_str()) {
-            caller
-                .check_admin(state.kv.auth())
-                .map_err(ApiError::from)?;
-        }
-        if state.kv.auth().user(&request.name).is_none() {
+        if self
+            .core
+            .state
+            .current()
+            .kv
+            .auth()
+            .user(&request.name)
+            .is_none()
+        {
             // Fail before spending a hash on it (apply checks again).
             return Err(ApiError::Auth(AuthError::UserNotFound).into());
         }
         request.hashed_password = self.hash(std::mem::take(&mut request.password)).await?;
         let applied = self
-            .core
-            .write_as(Op::UserChangePassword(request), &caller)
+            .change(Op::UserChangePassword(request), &caller)
             .await?;
         answered!(self, applied, UserChangePassword)
     }
@@ -255,10 +264,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserGrantRoleRequest>,
     ) -> Result<Response<AuthUserGrantRoleResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::UserGrantRole(request.into_inner()), &caller)
+            .change(Op::UserGrantRole(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, UserGrantRole)
     }
@@ -267,10 +275,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthUserRevokeRoleRequest>,
     ) -> Result<Response<AuthUserRevokeRoleResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::UserRevokeRole(request.into_inner()), &caller)
+            .change(Op::UserRevokeRole(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, UserRevokeRole)
     }
@@ -279,10 +286,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleAddRequest>,
     ) -> Result<Response<AuthRoleAddResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::RoleAdd(request.into_inner()), &caller)
+            .change(Op::RoleAdd(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, RoleAdd)
     }
@@ -291,7 +297,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleGetRequest>,
     ) -> Result<Response<AuthRoleGetResponse>, Status> {
-        let (caller, _) = self.core.caller(&request)?;
+        let (caller, _) = self.core.caller(&request).await?;
         let role = request.into_inner().role;
         let state = self.fresh().await?;
         let auth = state.kv.auth();
@@ -310,7 +316,7 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleListRequest>,
     ) -> Result<Response<AuthRoleListResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let state = self.fresh().await?;
         caller
             .check_admin(state.kv.auth())
@@ -327,10 +333,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleDeleteRequest>,
     ) -> Result<Response<AuthRoleDeleteResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::RoleDelete(request.into_inner()), &caller)
+            .change(Op::RoleDelete(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, RoleDelete)
     }
@@ -339,14 +344,13 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleGrantPermissionRequest>,
     ) -> Result<Response<AuthRoleGrantPermissionResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let request = request.into_inner();
         if request.perm.is_none() {
             return Err(Status::invalid_argument("etcdserver: permission not given"));
         }
         let applied = self
-            .core
-            .write_as(Op::RoleGrantPermission(request), &caller)
+            .change(Op::RoleGrantPermission(request), &caller)
             .await?;
         answered!(self, applied, RoleGrantPermission)
     }
@@ -355,10 +359,9 @@ impl Auth for AuthService {
         &self,
         request: Request<AuthRoleRevokePermissionRequest>,
     ) -> Result<Response<AuthRoleRevokePermissionResponse>, Status> {
-        let caller = self.admin(&request)?;
+        let caller = self.admin(&request).await?;
         let applied = self
-            .core
-            .write_as(Op::RoleRevokePermission(request.into_inner()), &caller)
+            .change(Op::RoleRevokePermission(request.into_inner()), &caller)
             .await?;
         answered!(self, applied, RoleRevokePermission)
     }

@@ -67,7 +67,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberAddRequest>,
     ) -> Result<Response<MemberAddResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).await?;
         let request = request.into_inner();
         let (id, members) = self
             .members
@@ -87,7 +87,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).await?;
         let id = request.into_inner().id;
         let members = self
             .change(Change::Remove(raftpb::RemoveMember { id }))
@@ -102,7 +102,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).await?;
         let request = request.into_inner();
         if request.peer_ur_ls.is_empty()
             || request
@@ -143,7 +143,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        self.core.admin(&request)?;
+        self.core.admin(&request).await?;
         let id = request.into_inner().id;
         let members = self
             .change(Change::Promote(raftpb::PromoteMember { id }))

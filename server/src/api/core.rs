@@ -78,17 +78,17 @@ impl ApiCore {
 
 impl ApiCore {
     /// Who `request` comes from, and the applied state that was judged on.
-    pub fn caller<T>(
+    pub async fn caller<T>(
         &self,
         request: &tonic::Request<T>,
     ) -> Result<(Caller, Arc<AppliedState>), ApiError> {
-        Ok(self.gate.caller(request)?)
+        Ok(self.gate.caller(request).await?)
     }
 
     /// The caller of `request`, who must hold the root role while auth is
     /// on (cluster administration).
-    pub fn admin<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ApiError> {
-        let (caller, state) = self.caller(request)?;
+    pub async fn admin<T>(&self, request: &tonic::Request<T>) -> Result<Caller, ApiError> {
+        let (caller, state) = self.caller(request).await?;
         caller.check_admin(state.kv.auth())?;
         Ok(caller)
     }

@@ -35,12 +35,12 @@ impl ElectionService {
     }
 
     /// Checks `request`'s caller with `check`.
-    fn allow<T>(
+    async fn allow<T>(
         &self,
         request: &Request<T>,
         check: impl FnOnce(&Caller, &AuthStore) -> Result<(), AuthError>,
     ) -> Result<(), ApiError> {
-        self.gate.allow(request, check)?;
+        self.gate.allow(request, check).await?;
         Ok(())
     }
 }
@@ -73,7 +73,8 @@ impl Election for ElectionService {
         request: Request<CampaignRequest>,
     ) -> Result<Response<CampaignResponse>, Status> {
         let name = &request.get_ref().name;
-        self.allow(&request, |caller, auth| check_recipe(caller, auth, name))?;
+        self.allow(&request, |caller, auth| check_recipe(caller, auth, name))
+            .await?;
         let request = request.into_inner();
         // A cancelled campaign (the future dropped) resigns: the recipe's
         // guard removes the waiting key.
@@ -97,7 +98,8 @@ impl Election for ElectionService {
         request: Request<ProclaimRequest>,
     ) -> Result<Response<ProclaimResponse>, Status> {
         let key = leader_key(&request.get_ref().leader);
-        self.allow(&request, |caller, auth| check_held_key(caller, auth, key))?;
+        self.allow(&request, |caller, auth| check_held_key(caller, auth, key))
+            .await?;
         let request = request.into_inner();
         let leader = leadership(request.leader)?;
         let revision = election::proclaim(&self.core, &leader, request.value)
@@ -115,7 +117,8 @@ impl Election for ElectionService {
         let name = &request.get_ref().name;
         self.allow(&request, |caller, auth| {
             check_recipe_read(caller, auth, name)
-        })?;
+        })
+        .await?;
         let (kv, revision) = election::leader(&self.core, &request.into_inner().name)
             .await
             .map_err(ApiError::from)?;
@@ -134,7 +137,8 @@ impl Election for ElectionService {
         let name = &request.get_ref().name;
         self.allow(&request, |caller, auth| {
             check_recipe_read(caller, auth, name)
-        })?;
+        })
+        .await?;
         let header = self.header.clone();
         let updates =
             election::observe(self.core.clone(), request.into_inner().name).map(move |update| {
@@ -154,7 +158,8 @@ impl Election for ElectionService {
         request: Request<ResignRequest>,
     ) -> Result<Response<ResignResponse>, Status> {
         let key = leader_key(&request.get_ref().leader);
-        self.allow(&request, |caller, auth| check_held_key(caller, auth, key))?;
+        self.allow(&request, |caller, auth| check_held_key(caller, auth, key))
+            .await?;
         let leader = leadership(request.into_inner().leader)?;
         let revision = election::resign(&self.core, &leader)
             .await

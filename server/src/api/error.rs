@@ -176,6 +176,7 @@ fn auth_status(err: AuthError) -> (Code, String) {
         AuthError::PermissionDenied => Code::PermissionDenied,
         AuthError::InvalidAuthToken => Code::Unauthenticated,
         AuthError::AuthFailed
+        | AuthError::InvalidAuthMgmt
         | AuthError::UserEmpty
         | AuthError::RoleEmpty
         | AuthError::OldRevision => Code::InvalidArgument,
@@ -187,8 +188,7 @@ fn auth_status(err: AuthError) -> (Code, String) {
         | AuthError::RoleAlreadyExist
         | AuthError::RoleNotFound
         | AuthError::RoleNotGranted
-        | AuthError::PermissionNotGranted
-        | AuthError::InvalidAuthMgmt => Code::FailedPrecondition,
+        | AuthError::PermissionNotGranted => Code::FailedPrecondition,
     };
     (code, format!("etcdserver: {err}"))
 }

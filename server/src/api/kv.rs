@@ -191,14 +191,14 @@ impl Kv for KvService {
         &self,
         request: Request<RangeRequest>,
     ) -> Result<Response<RangeResponse>, Status> {
-        let (caller, _) = self.core.caller(&request)?;
+        let (caller, _) = self.core.caller(&request).await?;
         Ok(Response::new(
             self.serve_range(request.into_inner(), &caller).await?,
         ))
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let (caller, state) = self.core.caller(&request)?;
+        let (caller, state) = self.core.caller(&request).await?;
         let request = request.into_inner();
         permissions::check_put(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
         self.check_size(&request)?;
@@ -217,7 +217,7 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        let (caller, state) = self.core.caller(&request)?;
+        let (caller, state) = self.core.caller(&request).await?;
         let request = request.into_inner();
         permissions::check_delete(&caller, state.kv.auth(), &request).map_err(ApiError::from)?;
         self.check_size(&request)?;
@@ -236,7 +236,7 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        let (caller, _) = self.core.caller(&request)?;
+        let (caller, _) = self.core.caller(&request).await?;
         Ok(Response::new(
             self.serve_txn(request.into_inner(), &caller).await?,
         ))
@@ -247,7 +247,7 @@ impl Kv for KvService {
         request: Request<CompactionRequest>,
     ) -> Result<Response<CompactionResponse>, Status> {
         // etcd lets any authenticated user compact (it removes no live key).
-        let (caller, state) = self.core.caller(&request)?;
+        let (caller, state) = self.core.caller(&request).await?;
         caller
             .check_authenticated(state.kv.auth())
             .map_err(ApiError::from)?;

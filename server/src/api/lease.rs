@@ -185,8 +185,8 @@ impl LeaseService {
 impl LeaseService {
     /// The caller, who must be a user while auth is on (any user may
     /// grant, renew and list leases, as in etcd).
-    fn authenticated<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
-        let (caller, state) = self.core.caller(request)?;
+    async fn authenticated<T>(&self, request: &Request<T>) -> Result<Caller, ApiError> {
+        let (caller, state) = self.core.caller(request).await?;
         caller.check_authenticated(state.kv.auth())?;
         Ok(caller)
     }
@@ -200,7 +200,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseGrantRequest>,
     ) -> Result<Response<LeaseGrantResponse>, Status> {
-        let caller = self.authenticated(&request)?;
+        let caller = self.authenticated(&request).await?;
         Ok(Response::new(
             self.grant(request.into_inner(), &caller).await?,
         ))
@@ -210,7 +210,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let (caller, state) = self.core.caller(&request)?;
+        let (caller, state) = self.core.caller(&request).await?;
         let request = request.into_inner();
         // Checked here to fail early; apply checks again with the keys
         // attached when it runs.
@@ -230,7 +230,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        self.authenticated(&request)?;
+        self.authenticated(&request).await?;
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(KEEPALIVE_BUFFER);
         let core = self.core.clone();
@@ -255,7 +255,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        self.authenticated(&request)?;
+        self.authenticated(&request).await?;
         Ok(Response::new(
             self.time_to_live(request.into_inner()).await?,
         ))
@@ -265,7 +265,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
-        self.authenticated(&request)?;
+        self.authenticated(&request).await?;
         let state = self.core.readable_state(false).await?;
         let mut header = Some(ResponseHeader {
             revision: state.kv.revision(),

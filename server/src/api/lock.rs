@@ -42,6 +42,7 @@ impl Lock for LockService {
         let name = &request.get_ref().name;
         self.gate
             .allow(&request, |caller, auth| check_recipe(caller, auth, name))
+            .await
             .map_err(ApiError::from)?;
         let request = request.into_inner();
         // Dropping this future (the client cancelled) removes the waiting
@@ -66,6 +67,7 @@ impl Lock for LockService {
         let key = &request.get_ref().key;
         self.gate
             .allow(&request, |caller, auth| check_held_key(caller, auth, key))
+            .await
             .map_err(ApiError::from)?;
         let request = request.into_inner();
         let revision = lock::unlock(&self.core, &request.key)

@@ -38,16 +38,18 @@ impl RecipesService {
 
     /// Checks that the caller may use the recipe `name` (its key and the
     /// keys under `name/`).
-    fn allow_name<T>(&self, request: &Request<T>, name: &[u8]) -> Result<(), ApiError> {
+    async fn allow_name<T>(&self, request: &Request<T>, name: &[u8]) -> Result<(), ApiError> {
         self.gate
-            .allow(request, |caller, auth| check_recipe(caller, auth, name))?;
+            .allow(request, |caller, auth| check_recipe(caller, auth, name))
+            .await?;
         Ok(())
     }
 
     /// Checks that the caller may release the held `key`.
-    fn allow_key<T>(&self, request: &Request<T>, key: &[u8]) -> Result<(), ApiError> {
+    async fn allow_key<T>(&self, request: &Request<T>, key: &[u8]) -> Result<(), ApiError> {
         self.gate
-            .allow(request, |caller, auth| check_held_key(caller, auth, key))?;
+            .allow(request, |caller, auth| check_held_key(caller, auth, key))
+            .await?;
         Ok(())
     }
 
@@ -70,7 +72,7 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierHoldRequest>,
     ) -> Result<Response<BarrierHoldResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let request = request.into_inner();
         let held = barrier::hold(&self.core, &request.name, request.lease)
             .await
@@ -85,7 +87,7 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierReleaseRequest>,
     ) -> Result<Response<BarrierReleaseResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let revision = barrier::release(&self.core, &request.into_inner().name)
             .await
             .map_err(ApiError::from)?;
@@ -98,7 +100,7 @@ impl Barrier for RecipesService {
         &self,
         request: Request<BarrierWaitRequest>,
     ) -> Result<Response<BarrierWaitResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let revision = barrier::wait(&self.core, &request.into_inner().name)
             .await
             .map_err(ApiError::from)?;
@@ -114,7 +116,7 @@ impl DoubleBarrier for RecipesService {
         &self,
         request: Request<DoubleBarrierEnterRequest>,
     ) -> Result<Response<DoubleBarrierEnterResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let request = request.into_inner();
         let held = double_barrier::enter(&self.core, &request.name, request.count, request.lease)
             .await
@@ -129,7 +131,7 @@ impl DoubleBarrier for RecipesService {
         &self,
         request: Request<DoubleBarrierLeaveRequest>,
     ) -> Result<Response<DoubleBarrierLeaveResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let request = request.into_inner();
         let revision = double_barrier::leave(&self.core, &request.name, request.lease)
             .await
@@ -146,7 +148,7 @@ impl Semaphore for RecipesService {
         &self,
         request: Request<SemaphoreAcquireRequest>,
     ) -> Result<Response<SemaphoreAcquireResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let request = request.into_inner();
         let held = semaphore::acquire(&self.core, &request.name, request.permits, request.lease)
             .await
@@ -162,7 +164,7 @@ impl Semaphore for RecipesService {
         &self,
         request: Request<SemaphoreReleaseRequest>,
     ) -> Result<Response<SemaphoreReleaseResponse>, Status> {
-        self.allow_key(&request, &request.get_ref().key)?;
+        self.allow_key(&request, &request.get_ref().key).await?;
         let revision = semaphore::release(&self.core, &request.into_inner().key)
             .await
             .map_err(ApiError::from)?;
@@ -178,7 +180,7 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwLockRequest>,
     ) -> Result<Response<RwLockResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let request = request.into_inner();
         self.rw_response(rwlock::read_lock(&self.core, &request.name, request.lease).await)
     }
@@ -187,7 +189,7 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwLockRequest>,
     ) -> Result<Response<RwLockResponse>, Status> {
-        self.allow_name(&request, &request.get_ref().name)?;
+        self.allow_name(&request, &request.get_ref().name).await?;
         let request = request.into_inner();
         self.rw_response(rwlock::write_lock(&self.core, &request.name, request.lease).await)
     }
@@ -196,7 +198,7 @@ impl RwLock for RecipesService {
         &self,
         request: Request<RwUnlockRequest>,
     ) -> Result<Response<RwUnlockResponse>, Status> {
-        self.allow_key(&request, &request.get_ref().key)?;
+        self.allow_key(&request, &request.get_ref().key).await?;
         let revision = rwlock::unlock(&self.core, &request.into_inner().key)
             .await
             .map_err(ApiError::from)?;

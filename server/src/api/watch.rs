@@ -121,7 +121,7 @@ impl Watch for WatchService {
                 .and_then(|info| info.remote_addr)
         });
         let budget = self.budget(remote);
-        let (caller, _) = self.gate.caller(&request).map_err(ApiError::from)?;
+        let (caller, _) = self.gate.caller(&request).await.map_err(ApiError::from)?;
         let requests = request
             .into_inner()
             .filter_map(|message| std::future::ready(convert_request(message)));

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use rand::distributions::{Alphanumeric, DistString};
 use tonic::metadata::MetadataMap;
-use tonic::Request;
 
 use crate::mvcc::{Access, AuthError, AuthStore, KvState};
 use crate::tls::ConnInfo;
@@ -30,20 +29,12 @@ impl Default for Authenticator {
 }
 
 impl Authenticator {
-    /// Who `request` comes from, judged on `kv` (the member's applied
-    /// state): while auth is off, anyone; else the holder of its `token`
-    /// or, without one, the common name of its verified client
+    /// Who a request (its metadata and connection) comes from, judged on
+    /// `kv` (the member's applied state): while auth is off, anyone; else
+    /// the holder of its `token` (or `authorization`, as the gateway sends
+    /// it) or, without one, the common name of its verified client
     /// certificate (etcd's CN auth). An unknown or expired token is
     /// refused with etcd's "invalid auth token".
-    pub fn caller<T>(&self, request: &Request<T>, kv: &KvState) -> Result<Caller, AuthError> {
-        self.caller_of(
-            request.metadata(),
-            request.extensions().get::<ConnInfo>(),
-            kv,
-        )
-    }
-
-    /// [`Authenticator::caller`] from the parts of a request.
     pub fn caller_of(
         &self,
         metadata: &MetadataMap,

@@ -11,8 +11,9 @@ use crate::mvcc::KeyRange;
 /// refuses the same request (clients show them as the cancel reason).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateError {
-    /// The caller may not read the watched keys (etcd's text).
-    #[error("etcdserver: permission denied")]
+    /// The caller may not read the watched keys. etcd's cancel reason is
+    /// the whole gRPC error text, which etcdctl prints as is.
+    #[error("rpc error: code = PermissionDenied desc = etcdserver: permission denied")]
     PermissionDenied,
     /// The client chose a watch id that a watch of the stream still uses.
     #[error("mvcc: duplicate watch ID provided on the WatchStream")]

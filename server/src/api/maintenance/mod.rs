@@ -87,7 +87,7 @@ impl Maintenance for MaintenanceService {
     ) -> Result<Response<AlarmResponse>, Status> {
         // Listing alarms is any user's business; raising or clearing one
         // is the root role's.
-        let (caller, state) = self.parts.core.caller(&request)?;
+        let (caller, state) = self.parts.core.caller(&request).await?;
         let auth = state.kv.auth();
         if request.get_ref().action == AlarmAction::Get as i32 {
             caller.check_authenticated(auth).map_err(ApiError::from)?;
@@ -103,7 +103,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<DefragmentRequest>,
     ) -> Result<Response<DefragmentResponse>, Status> {
-        self.parts.core.admin(&request)?;
+        self.parts.core.admin(&request).await?;
         self.parts
             .storage
             .defragment()
@@ -116,7 +116,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        self.parts.core.admin(&request)?;
+        self.parts.core.admin(&request).await?;
         let current = self.parts.core.state.current().kv.revision();
         let hashed = self
             .parts
@@ -134,7 +134,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<HashKvRequest>,
     ) -> Result<Response<HashKvResponse>, Status> {
-        self.parts.core.admin(&request)?;
+        self.parts.core.admin(&request).await?;
         let revision = request.into_inner().revision;
         let current = self.parts.core.state.current().kv.revision();
         let hashed = self
@@ -161,7 +161,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<SnapshotRequest>,
     ) -> Result<Response<Self::SnapshotStream>, Status> {
-        self.parts.core.admin(&request)?;
+        self.parts.core.admin(&request).await?;
         Ok(Response::new(snapshot::stream(&self.parts).await?))
     }
 
@@ -169,7 +169,7 @@ impl Maintenance for MaintenanceService {
         &self,
         request: Request<MoveLeaderRequest>,
     ) -> Result<Response<MoveLeaderResponse>, Status> {
-        self.parts.core.admin(&request)?;
+        self.parts.core.admin(&request).await?;
         let target = request.into_inner().target_id;
         Ok(Response::new(
             move_leader::move_leader(&self.parts, target).await?,

@@ -105,7 +105,15 @@ fn permission_checks_agree_with_the_point_model() {
         |(perms, access, key, range_end)| {
             let got = covers(&perms, access, &key, &range_end);
             let want = model_covers(&perms, access, &key, &range_end);
-            prop_assert_eq!(got, want, "{:?} {:?} {:?} {:?}", perms, access, key, range_end);
+            prop_assert_eq!(
+                got,
+                want,
+                "{:?} {:?} {:?} {:?}",
+                perms,
+                access,
+                key,
+                range_end
+            );
             Ok(())
         },
     );
@@ -132,18 +140,17 @@ fn auth_op() -> impl Strategy<Value = Op> {
             ..Default::default()
         })),
         name().prop_map(|name| Op::UserDelete(AuthUserDeleteRequest { name })),
-        name().prop_map(|name| Op::UserChangePassword(AuthUserChangePasswordRequest {
-            name,
-            hashed_password: "new".into(),
-            ..Default::default()
-        })),
-        (name(), role()).prop_map(|(user, role)| Op::UserGrantRole(AuthUserGrantRoleRequest {
-            user,
-            role
-        })),
-        (name(), role()).prop_map(|(name, role)| Op::UserRevokeRole(
-            AuthUserRevokeRoleRequest { name, role }
-        )),
+        name().prop_map(
+            |name| Op::UserChangePassword(AuthUserChangePasswordRequest {
+                name,
+                hashed_password: "new".into(),
+                ..Default::default()
+            })
+        ),
+        (name(), role())
+            .prop_map(|(user, role)| Op::UserGrantRole(AuthUserGrantRoleRequest { user, role })),
+        (name(), role())
+            .prop_map(|(name, role)| Op::UserRevokeRole(AuthUserRevokeRoleRequest { name, role })),
         role().prop_map(|name| Op::RoleAdd(AuthRoleAddRequest { name })),
         role().prop_map(|role| Op::RoleDelete(AuthRoleDeleteRequest { role })),
         (role(), prop::option::of(perm())).prop_map(|(name, perm)| Op::RoleGrantPermission(
