@@ -65,10 +65,13 @@ fn contains(ivl: &(Vec<u8>, Option<Vec<u8>>), point: &[u8]) -> bool {
 fn model_covers(perms: &[Permission], access: Access, key: &[u8], range_end: &[u8]) -> bool {
     let granted: Vec<_> = perms
         .iter()
-        .filter(|p| match (access, PermType::try_from(p.perm_type)) {
-            (_, Ok(PermType::Readwrite)) => true,
-            (Access::Read, Ok(PermType::Read)) | (Access::Write, Ok(PermType::Write)) => true,
-            _ => false,
+        .filter(|p| {
+            matches!(
+                (access, PermType::try_from(p.perm_type)),
+                (_, Ok(PermType::Readwrite))
+                    | (Access::Read, Ok(PermType::Read))
+                    | (Access::Write, Ok(PermType::Write))
+            )
         })
         .map(|p| interval(&p.key, &p.range_end))
         .collect();
