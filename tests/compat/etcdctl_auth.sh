@@ -44,41 +44,6 @@ trap 'rm -rf "$work"; cluster_cleanup_all' EXIT
 ROOT=(--user root:rootpw)
 ALICE=(--user alice:alicepw)
 
-# expect DESC I ARGS... <<'EOF': `ctl I ARGS...` exits 0 and prints exactly
-# the heredoc on stdout.
-expect() {
-  local desc=$1
-  shift
-  local expected actual status=0
-  expected=$(cat)
-  ctl "$@" >"$work/out" 2>"$work/err" </dev/null || status=$?
-  actual=$(cat "$work/out")
-  if [ "$status" -ne 0 ]; then
-    cat "$work/err" >&2
-    fail "$desc: etcdctl $* exited with status $status"
-  fi
-  if [ "$actual" != "$expected" ]; then
-    printf -- '--- expected:\n%s\n--- actual:\n%s\n---\n' "$expected" "$actual" >&2
-    fail "$desc: etcdctl $* printed something else"
-  fi
-  ok "$desc"
-}
-
-# expect_err DESC MESSAGE I ARGS...: `ctl I ARGS...` fails, printing
-# "Error: MESSAGE".
-expect_err() {
-  local desc=$1 message=$2
-  shift 2
-  local out status=0
-  out=$(ctl "$@" 2>&1 </dev/null) || status=$?
-  [ "$status" -ne 0 ] || fail "$desc: etcdctl $* succeeded: $out"
-  grep -qF "Error: $message" <<<"$out" || {
-    printf -- '--- output:\n%s\n' "$out" >&2
-    fail "$desc: expected \"Error: $message\""
-  }
-  ok "$desc"
-}
-
 # expect_denied DESC I ARGS...: `ctl I ARGS...` fails with a permission
 # error. For the maintenance calls whose text differs between servers
 # (etcd 3.4 says "auth: permission denied" with code Unknown there, a slip

@@ -127,24 +127,6 @@ expect_out() {
   ok "$desc"
 }
 
-# expect_err DESC MESSAGE I ARGS...
-# Runs `ctl I ARGS...` and checks it fails with the line "Error: MESSAGE".
-expect_err() {
-  local desc=$1 message=$2
-  shift 2
-  local out status=0
-  out=$(ctl "$@" 2>&1 </dev/null) || status=$?
-  if [ "$status" -eq 0 ]; then
-    printf -- '--- output:\n%s\n' "$out" >&2
-    fail "$desc: etcdctl $* succeeded, expected \"Error: $message\""
-  fi
-  if ! grep -qxF "Error: $message" <<<"$out"; then
-    printf -- '--- output:\n%s\n' "$out" >&2
-    fail "$desc: etcdctl $* did not print \"Error: $message\""
-  fi
-  ok "$desc"
-}
-
 # grant LABEL I TTL: grants a lease on member I, checks the printed line
 # ("lease <id> granted with TTL(Ns)", N given in $EXPECT_TTL, default TTL)
 # and labels the id.

@@ -49,6 +49,8 @@ label() {
 normalise() {
   if [ "${#id_sed[@]}" -gt 0 ]; then sed "${id_sed[@]}"; else cat; fi | sed 's/  */ /g'
 }
+# expect (lib.sh) compares normalised output.
+EXPECT_FILTER=normalise
 # The hex id of the member listed with peer URL $1 (`member list` lines
 # are "id, status, name, peer URLs, client URLs, is learner").
 id_of_peer() { ctl 1 member list | awk -F', ' -v u="$1" '$4 == u { print $1 }'; }
@@ -59,41 +61,6 @@ done
 cluster_dec=$(ctl 1 member list -w json | sed -n 's/.*"cluster_id":\([0-9]*\).*/\1/p')
 [ -n "$cluster_dec" ] || fail "member list -w json printed no cluster id"
 label "$(printf '%x' "$cluster_dec")" cluster
-
-# expect DESC I ARGS... <<'EOF': `ctl I ARGS...` exits 0 and prints the
-# heredoc (after normalise, and $FILTER when set).
-expect() {
-  local desc=$1
-  shift
-  local expected actual status=0
-  expected=$(cat)
-  ctl "$@" >"$work/out" 2>"$work/err" </dev/null || status=$?
-  actual=$(normalise <"$work/out" | ${FILTER:-cat})
-  if [ "$status" -ne 0 ]; then
-    cat "$work/err" >&2
-    fail "$desc: etcdctl $* exited with status $status"
-  fi
-  if [ "$actual" != "$expected" ]; then
-    printf -- '--- expected:\n%s\n--- actual:\n%s\n---\n' "$expected" "$actual" >&2
-    fail "$desc: etcdctl $* printed something else"
-  fi
-  ok "$desc"
-}
-
-# expect_err DESC MESSAGE I ARGS...: `ctl I ARGS...` fails, printing
-# "Error: MESSAGE".
-expect_err() {
-  local desc=$1 message=$2
-  shift 2
-  local out status=0
-  out=$(ctl "$@" 2>&1 </dev/null) || status=$?
-  [ "$status" -ne 0 ] || fail "$desc: etcdctl $* succeeded"
-  grep -qF "Error: $message" <<<"$out" || {
-    printf -- '--- output:\n%s\n' "$out" >&2
-    fail "$desc: expected \"Error: $message\""
-  }
-  ok "$desc"
-}
 
 # The table's ADDRS columns hold per-run ports; keep ID, STATUS, NAME and
 # IS LEARNER, rows sorted (etcd lists members in id order).

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # lib.sh: what the compatibility scripts share once they have a cluster
 # (cluster.sh): failing with the members' logs, counting checks, etcdctl
-# against one member, and polling a condition with a deadline.
+# against one member, polling a condition with a deadline, and checking a
+# command's output or error (expect, expect_err).
 #
 # Source it after cluster.sh, having set:
 #   COMPAT_SCRIPT   the script's name, for messages
@@ -64,3 +65,46 @@ wait_until() {
 # Keeps the fields of `-w fields` output that must agree between servers:
 # cluster and member ids and the raft term are per-cluster accidents.
 stable_fields() { grep -vE '^"(ClusterID|MemberID|RaftTerm)" : ' || true; }
+
+# expect DESC I ARGS... <<EXPECTED: `ctl I ARGS...` succeeds and prints
+# EXPECTED, once its output went through EXPECT_FILTER (a command reading
+# stdin; default cat) and then $FILTER when set (for one call:
+# `FILTER=f expect ...`).
+expect() {
+  local desc=$1
+  shift
+  local expected actual status=0 out err
+  expected=$(cat)
+  out=$(mktemp) err=$(mktemp)
+  ctl "$@" >"$out" 2>"$err" </dev/null || status=$?
+  actual=$(${EXPECT_FILTER:-cat} <"$out" | ${FILTER:-cat})
+  if [ "$status" -ne 0 ]; then
+    cat "$err" >&2
+    rm -f "$out" "$err"
+    fail "$desc: etcdctl $* exited with status $status"
+  fi
+  rm -f "$out" "$err"
+  if [ "$actual" != "$expected" ]; then
+    printf -- '--- expected:\n%s\n--- actual:\n%s\n---\n' "$expected" "$actual" >&2
+    fail "$desc: etcdctl $* printed something else"
+  fi
+  ok "$desc"
+}
+
+# expect_err DESC MESSAGE I ARGS...: `ctl I ARGS...` fails, printing the
+# line "Error: MESSAGE".
+expect_err() {
+  local desc=$1 message=$2
+  shift 2
+  local out status=0
+  out=$(ctl "$@" 2>&1 </dev/null) || status=$?
+  if [ "$status" -eq 0 ]; then
+    printf -- '--- output:\n%s\n' "$out" >&2
+    fail "$desc: etcdctl $* succeeded, expected \"Error: $message\""
+  fi
+  if ! grep -qxF "Error: $message" <<<"$out"; then
+    printf -- '--- output:\n%s\n' "$out" >&2
+    fail "$desc: etcdctl $* did not print \"Error: $message\""
+  fi
+  ok "$desc"
+}
