@@ -11,13 +11,15 @@
 //! snapshot restore passes against a real etcd 3.4 standing in for the
 //! member binary), except where etcd drops a code (noted there).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::time::Duration;
 
 use anyhow::{bail, ensure, Context, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use bytes::Bytes;
+use common::certs::{Ca, Pair};
 use etcd_client::{
     Client, Compare, CompareOp, GetOptions, LockOptions, Permission, PutOptions, Txn, TxnOp,
     WatchOptions,
@@ -26,9 +28,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-};
 use serde_json::{json, Value};
 use tokio::time::{timeout, Instant};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -650,53 +649,6 @@ async fn the_gateway_takes_the_token_in_authorization() -> Result<()> {
     Ok(())
 }
 
-/// A certificate authority for the CN test.
-struct Ca {
-    cert_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A certificate and its key, written to files.
-struct Pair {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Ca {
-    fn new() -> Result<Ca> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name = common_name("witan auth test CA");
-        let key = KeyPair::generate()?;
-        let cert_pem = params.self_signed(&key)?.pem();
-        Ok(Ca {
-            cert_pem,
-            issuer: Issuer::new(params, key),
-        })
-    }
-
-    /// A certificate for 127.0.0.1 with common name `cn`, in `dir`.
-    fn issue(&self, dir: &Path, cn: &str) -> Result<Pair> {
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()])?;
-        params.distinguished_name = common_name(cn);
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        let pair = Pair {
-            cert: dir.join(format!("{cn}.pem")),
-            key: dir.join(format!("{cn}-key.pem")),
-        };
-        std::fs::write(&pair.cert, cert.pem())?;
-        std::fs::write(&pair.key, key.serialize_pem())?;
-        Ok(pair)
-    }
-}
-
-fn common_name(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
 /// A KV client over TLS to `url`, showing the certificate `pair`, with no
 /// token.
 async fn kv_as_cert(
@@ -731,12 +683,11 @@ fn raw_status<T: std::fmt::Debug>(what: &str, result: Result<T, tonic::Status>) 
 async fn a_client_certificates_common_name_logs_its_user_in() -> Result<()> {
     init_tracing();
     let dir = tempfile::tempdir()?;
-    let ca = Ca::new()?;
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.cert_pem)?;
+    let ca = Ca::new("witan auth test CA")?;
+    let ca_file = ca.write(dir.path(), "ca")?;
     let mut cluster = Cluster::prepare(NODE, options(1, &[]))?;
     cluster.use_https()?;
-    let member = ca.issue(dir.path(), "member")?;
+    let member = ca.issue(dir.path(), "member", false)?;
     let mut args = Vec::new();
     for (flag, path) in [
         ("--cert-file", &member.cert),
@@ -756,7 +707,7 @@ async fn a_client_certificates_common_name_logs_its_user_in() -> Result<()> {
     cluster.set_credentials(Some(("root", ROOT_PW)));
     let url = cluster.https_endpoint(0).context("https endpoint")?;
 
-    let alice = ca.issue(dir.path(), "alice")?;
+    let alice = ca.issue(dir.path(), "alice", false)?;
     let mut kv = kv_as_cert(&url, &ca, &alice).await?;
     let range = |key: &str| RangeRequest {
         key: key.into(),
@@ -784,14 +735,14 @@ async fn a_client_certificates_common_name_logs_its_user_in() -> Result<()> {
         (Code::PermissionDenied, DENIED.to_string())
     );
 
-    let root = ca.issue(dir.path(), "root")?;
+    let root = ca.issue(dir.path(), "root", false)?;
     kv_as_cert(&url, &ca, &root)
         .await?
         .put(put("/secret/s"))
         .await?;
 
     // A certificate naming no user gets nothing.
-    let mallory = ca.issue(dir.path(), "mallory")?;
+    let mallory = ca.issue(dir.path(), "mallory", false)?;
     let (code, _) = raw_status(
         "mallory's cert reads /app/a",
         kv_as_cert(&url, &ca, &mallory)

@@ -5,14 +5,13 @@
 //! `--peer-client-cert-auth` a member whose peer certificate comes from
 //! another CA never joins the quorum. Certificates are generated here.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer,
-    KeyPair,
-};
+use common::certs::{Ca, Pair};
 use tokio::time::Instant;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 use witan_proto::etcdserverpb::kv_client::KvClient;
@@ -20,64 +19,6 @@ use witan_proto::etcdserverpb::{PutRequest, RangeRequest};
 use witan_tests::{Cluster, ClusterOptions};
 
 const NODE: &str = env!("CARGO_BIN_EXE_witan-test-node");
-
-/// A certificate authority for the test.
-struct Ca {
-    cert_pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-/// A certificate and its key, written to files.
-struct Pair {
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-impl Ca {
-    fn new(name: &str) -> Result<Ca> {
-        let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name = common_name(name);
-        let key = KeyPair::generate()?;
-        let cert_pem = params.self_signed(&key)?.pem();
-        Ok(Ca {
-            cert_pem,
-            issuer: Issuer::new(params, key),
-        })
-    }
-
-    fn write(&self, dir: &Path, name: &str) -> Result<PathBuf> {
-        let path = dir.join(format!("{name}.pem"));
-        std::fs::write(&path, &self.cert_pem)?;
-        Ok(path)
-    }
-
-    /// A certificate for 127.0.0.1 named `cn` (usable as a server and as a
-    /// client), written to `dir`; `expired` makes it valid in 2020 only.
-    fn issue(&self, dir: &Path, cn: &str, expired: bool) -> Result<Pair> {
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()])?;
-        params.distinguished_name = common_name(cn);
-        if expired {
-            params.not_before = date_time_ymd(2020, 1, 1);
-            params.not_after = date_time_ymd(2020, 12, 31);
-        }
-        let key = KeyPair::generate()?;
-        let cert = params.signed_by(&key, &self.issuer)?;
-        let pair = Pair {
-            cert: dir.join(format!("{cn}.pem")),
-            key: dir.join(format!("{cn}-key.pem")),
-        };
-        std::fs::write(&pair.cert, cert.pem())?;
-        std::fs::write(&pair.key, key.serialize_pem())?;
-        Ok(pair)
-    }
-}
-
-fn common_name(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    dn
-}
 
 /// Every TLS flag for a member serving `pair` on client and peer links,
 /// trusting `ca` on both and requiring client certificates on both.
