@@ -213,16 +213,13 @@ async fn hashes_follow_the_stored_data() {
     );
 }
 
-#[tokio::test]
-async fn alarms_persist_with_the_state() {
-    use witan_proto::etcdserverpb::{AlarmMember, AlarmType};
-    let dir = tempfile::tempdir().unwrap();
-    let mut db = populated(dir.path()).await;
-    let alarms = crate::mvcc::Alarms::restore([AlarmMember {
-        member_id: 9,
-        alarm: AlarmType::Nospace as i32,
-    }]);
-    db.write(&[AppliedBatch {
+/// A batch on top of `populated` that changes no key, only the alarms or
+/// the auth store.
+fn meta_only_batch(
+    alarms: Option<crate::mvcc::Alarms>,
+    auth: Option<crate::mvcc::AuthStore>,
+) -> AppliedBatch {
+    AppliedBatch {
         changes: Arc::new(AppliedChanges {
             prev_revision: 4,
             revision: 4,
@@ -237,11 +234,23 @@ async fn alarms_persist_with_the_state() {
         compact_to: None,
         leases: Vec::new(),
         lease_clock_ms: 0,
-        alarms: Some(alarms.clone()),
-        auth: None,
-    }])
-    .await
-    .unwrap();
+        alarms,
+        auth,
+    }
+}
+
+#[tokio::test]
+async fn alarms_persist_with_the_state() {
+    use witan_proto::etcdserverpb::{AlarmMember, AlarmType};
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = populated(dir.path()).await;
+    let alarms = crate::mvcc::Alarms::restore([AlarmMember {
+        member_id: 9,
+        alarm: AlarmType::Nospace as i32,
+    }]);
+    db.write(&[meta_only_batch(Some(alarms.clone()), None)])
+        .await
+        .unwrap();
     let meta = db.load_meta().await.unwrap();
     assert_eq!(db.load_kv(&meta).await.unwrap().alarms(), &alarms);
 }
@@ -268,26 +277,9 @@ async fn auth_persists_with_the_state_and_restores_without_tokens() {
             expires_at_ms: 1_000,
         }],
     });
-    db.write(&[AppliedBatch {
-        changes: Arc::new(AppliedChanges {
-            prev_revision: 4,
-            revision: 4,
-            changes: Vec::new(),
-        }),
-        last_applied: Some(log_id(2, 1, 8)),
-        membership: membership(),
-        revisions: Revisions {
-            revision: 4,
-            compact_revision: 0,
-        },
-        compact_to: None,
-        leases: Vec::new(),
-        lease_clock_ms: 0,
-        alarms: None,
-        auth: Some(auth.clone()),
-    }])
-    .await
-    .unwrap();
+    db.write(&[meta_only_batch(None, Some(auth.clone()))])
+        .await
+        .unwrap();
     let meta = db.load_meta().await.unwrap();
     assert_eq!(db.load_kv(&meta).await.unwrap().auth(), &auth);
 
