@@ -4,79 +4,13 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use common::{fails, ok, run};
+use common::etcd::Etcd;
+use common::{fails, free_port, ok};
 use sha2::{Digest, Sha256};
-
-const ETCD: &str = "/usr/bin/etcd";
-
-/// A running single-member etcd, killed when dropped.
-struct Etcd {
-    child: Child,
-    client: String,
-    peer: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Etcd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts etcd and waits until it serves; None when it is not installed.
-async fn start_etcd() -> Option<Etcd> {
-    if !Path::new(ETCD).exists() {
-        eprintln!("skipping: {ETCD} is not installed");
-        return None;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let client = format!("127.0.0.1:{}", free_port());
-    let peer = format!("http://127.0.0.1:{}", free_port());
-    let child = Command::new(ETCD)
-        .args(["--name", "e1"])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .args(["--listen-client-urls", &format!("http://{client}")])
-        .args(["--advertise-client-urls", &format!("http://{client}")])
-        .args(["--listen-peer-urls", &peer])
-        .args(["--initial-advertise-peer-urls", &peer])
-        .args(["--initial-cluster", &format!("e1={peer}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("etcd starts");
-    let etcd = Etcd {
-        child,
-        client,
-        peer,
-        _dir: dir,
-    };
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if run(&etcd.client, &["get", "ready"]).await.status.success() {
-            return Some(etcd);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "etcd did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn member_commands_match_etcdctl() {
-    let Some(etcd) = start_etcd().await else {
+    let Some(etcd) = Etcd::start(None, &[]).await else {
         return;
     };
     let ep = &etcd.client;
@@ -189,7 +123,7 @@ async fn member_commands_match_etcdctl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maintenance_commands_match_etcdctl() {
-    let Some(etcd) = start_etcd().await else {
+    let Some(etcd) = Etcd::start(None, &[]).await else {
         return;
     };
     let ep = &etcd.client;
@@ -254,7 +188,7 @@ async fn maintenance_commands_match_etcdctl() {
 /// keepalive (and every session: lock, elect) must send before waiting.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keepalives_and_sessions_work_against_etcd() {
-    let Some(etcd) = start_etcd().await else {
+    let Some(etcd) = Etcd::start(None, &[]).await else {
         return;
     };
     let ep = &etcd.client;

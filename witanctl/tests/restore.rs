@@ -5,18 +5,10 @@
 mod common;
 
 use clap::Parser;
-use common::ok;
+use common::{free_port, ok};
 use witan_client_testkit::Cluster;
 use witan_server::config::Config;
 use witan_server::node::Node;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn save_status_restore_and_serve() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::run;
+use super::{free_port, run};
 
 /// Where the etcd binary is expected.
 pub const ETCD: &str = "/usr/bin/etcd";
@@ -27,6 +27,8 @@ pub struct Etcd {
     child: Child,
     /// Its client endpoint, `host:port` (no scheme).
     pub client: String,
+    /// Its peer URL.
+    pub peer: String,
     _dir: tempfile::TempDir,
 }
 
@@ -35,14 +37,6 @@ impl Drop for Etcd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Etcd {
@@ -81,6 +75,7 @@ impl Etcd {
         let etcd = Etcd {
             child: cmd.spawn().expect("etcd starts"),
             client,
+            peer,
             _dir: dir,
         };
         let mut args = ready_args.to_vec();

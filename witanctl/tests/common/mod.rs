@@ -17,6 +17,15 @@ use tokio::process::{Child, ChildStdout, Command};
 /// Far above what any command here takes; only a hang reaches it.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// A free loopback port (for a server a test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The command for `witanctl --endpoints <endpoint> <args>`.
 fn command(endpoint: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_witanctl"));

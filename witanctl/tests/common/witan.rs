@@ -8,7 +8,7 @@ use clap::Parser;
 use witan_server::config::Config;
 use witan_server::node::Node;
 
-use super::run;
+use super::{free_port, run};
 
 /// A running member and the temp dir holding its data.
 pub struct Witan {
@@ -16,14 +16,6 @@ pub struct Witan {
     /// Its client endpoint, `host:port` (no scheme).
     pub client: String,
     _dir: tempfile::TempDir,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Witan {
