@@ -242,3 +242,36 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stale_auth_revision_is_repeated_once() {
+        let client = Client::unconnected(["127.0.0.1:1"]);
+        let mut repeated = false;
+        let first = client
+            .auth_retry(0, None, Error::AuthRevisionOld, &mut repeated)
+            .await;
+        assert!(first.is_ok() && repeated);
+        let second = client
+            .auth_retry(0, None, Error::AuthRevisionOld, &mut repeated)
+            .await;
+        assert!(matches!(second, Err(Error::AuthRevisionOld)));
+    }
+
+    #[tokio::test]
+    async fn without_credentials_a_refused_token_is_final() {
+        let client = Client::unconnected(["127.0.0.1:1"]);
+        let mut repeated = false;
+        let outcome = client
+            .auth_retry(0, None, Error::InvalidToken, &mut repeated)
+            .await;
+        assert!(matches!(outcome, Err(Error::InvalidToken)));
+        let other = client
+            .auth_retry(0, None, Error::LeaseNotFound, &mut repeated)
+            .await;
+        assert!(matches!(other, Err(Error::LeaseNotFound)));
+    }
+}

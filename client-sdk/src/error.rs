@@ -323,10 +323,27 @@ impl From<CoreError> for Error {
             },
             CoreError::Timeout(_) => Error::Timeout,
             CoreError::InvalidRequest(message) => Error::InvalidArgument { message },
-            CoreError::Other(message) => Error::Other {
-                code: Code::Unknown,
-                message,
-            },
+            // `core::core_error` passed these on as their text: read the
+            // variant back from it, so a recipe run client-side is refused
+            // with the same typed error as one run by the service.
+            CoreError::Other(message) => {
+                if let Some(rest) = message.strip_prefix(PERMISSION_DENIED_SHOWN) {
+                    Error::PermissionDenied {
+                        message: rest.to_string(),
+                    }
+                } else if let Some(rest) = message.strip_prefix(UNAUTHENTICATED_SHOWN) {
+                    Error::Unauthenticated {
+                        message: rest.to_string(),
+                    }
+                } else if message == Error::InvalidToken.to_string() {
+                    Error::InvalidToken
+                } else {
+                    Error::Other {
+                        code: Code::Unknown,
+                        message,
+                    }
+                }
+            }
         }
     }
 }
@@ -334,6 +351,12 @@ impl From<CoreError> for Error {
 /// How `core::core_error` marks a write whose outcome is unknown (the core
 /// has no kind for it, and the recipes treat it as unavailability).
 pub(crate) const OUTCOME_UNKNOWN: &str = "outcome unknown: ";
+
+/// How [`Error::PermissionDenied`] and [`Error::Unauthenticated`] start
+/// when shown (their `#[error]` texts), as `core::core_error` passes them
+/// to the recipes.
+const PERMISSION_DENIED_SHOWN: &str = "permission denied: ";
+const UNAUTHENTICATED_SHOWN: &str = "unauthenticated: ";
 
 /// [`Error::SizeMismatch`] from the member's text, "... is R, not Q: ...".
 fn size_mismatch(message: &str) -> Error {
@@ -568,6 +591,20 @@ mod tests {
         ));
         assert!(!Error::LeaseExpired.is_retryable());
         assert!(!Error::NoLeader.is_retryable());
+        // Auth refusals keep their variant through the recipes.
+        for err in [
+            Error::PermissionDenied {
+                message: "etcdserver: permission denied".into(),
+            },
+            Error::Unauthenticated {
+                message: "etcdserver: user name is empty".into(),
+            },
+            Error::InvalidToken,
+        ] {
+            let back = Error::from(RecipeError::Core(CoreError::Other(err.to_string())));
+            assert_eq!(back.to_string(), err.to_string());
+            assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&err));
+        }
     }
 
     #[test]
