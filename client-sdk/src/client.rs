@@ -1,5 +1,6 @@
 //! [`Client`]: a handle on a witan cluster, and the one loop every unary
-//! call goes through (deadline, failover, retry of what is safe).
+//! call goes through (deadline, failover, retry of what is safe, logging
+//! in again once when the token was refused).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -128,8 +129,8 @@ impl Client {
     }
 
     /// What to do about a call member `index` refused for a reason of
-    /// authentication, when the call carried `token`: `true` when the
-    /// call is to be made again (once: `repeated` says whether it was
+    /// authentication, when the call carried `token`: `Ok` when the call
+    /// is to be made again (once: `repeated` says whether it was
     /// already). A refused token makes the client log in again first; a
     /// stale auth revision needs nothing (the refused call changed
     /// nothing). `Err` is the error the call ends with.
@@ -221,8 +222,15 @@ impl Client {
             };
             match retry::next(kind, retry::classify(status)) {
                 Next::Fail(err) => {
-                    self.auth_retry(index, token, err, &mut auth_repeated)
-                        .await?;
+                    // The refused call changed nothing, so running out of
+                    // time while logging in again is a plain timeout.
+                    let again = self.auth_retry(index, token, err, &mut auth_repeated);
+                    match deadline {
+                        Some(deadline) => tokio::time::timeout_at(deadline, again)
+                            .await
+                            .map_err(|_| Error::Timeout)??,
+                        None => again.await?,
+                    }
                 }
                 Next::Failover(status) => {
                     debug!(endpoint = self.members.uri(index), %status, "attempt failed");

@@ -39,6 +39,9 @@
 //!   certainly never took effect (the connection was refused, or the
 //!   member answered "no leader", which it says only before proposing).
 //!   Anything else makes a write fail with [`Error::OutcomeUnknown`].
+//!   Separately, a call refused for its auth token ("invalid auth token":
+//!   the client logs in again first) or a stale auth revision is made
+//!   once more (`Client::auth_retry`): both refusals changed nothing.
 //! - `error` alone reads etcd's error texts; everything else matches on
 //!   [`Error`] variants.
 //! - `kv`: the builders and response types; protobuf stays inside the
