@@ -227,10 +227,14 @@ async fn failover_keeps_the_login() {
     set_up_auth(raw_channel(&cluster.endpoint(0), None).await).await;
     let bob = connect_as(&cluster, "bob", BOB_PW).await.unwrap();
     bob.put("/app/a", "1").await.unwrap();
+    let mut events = bob.watch("/app/").prefix().await.unwrap();
 
+    // The member the client (and its watch) is on stops.
     cluster.stop_member(0).await;
     bob.put("/app/a", "2").await.unwrap();
     assert_eq!(bob.get("/app/a").await.unwrap().kvs[0].value, b"2");
+    let event = within(SOON, "the watch event after failover", events.next()).await;
+    assert_eq!(event.unwrap().unwrap().kv().value, b"2");
     let alice = Client::connect(
         cluster.endpoints(),
         options().credentials("alice", ALICE_PW),
