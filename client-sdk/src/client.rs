@@ -1,5 +1,6 @@
 //! [`Client`]: a handle on a witan cluster, and the one loop every unary
-//! call goes through (deadline, failover, retry of what is safe).
+//! call goes through (deadline, failover, retry of what is safe, logging
+//! in again once when the token was refused).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,10 +8,11 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use tonic::Status;
-use tonic::transport::Channel;
+use tonic::metadata::{Ascii, MetadataValue};
 use tracing::debug;
 
 use crate::error::Error;
+use crate::grpc::Transport;
 use crate::members::Members;
 use crate::options::ClientOptions;
 use crate::retry::{self, Backoff, Idempotence, Next};
@@ -117,13 +119,48 @@ impl Client {
     }
 
     /// The member calls go to now.
-    pub(crate) fn current(&self) -> (usize, Channel) {
+    pub(crate) fn current(&self) -> (usize, Transport) {
         self.members.current()
     }
 
     /// Member `index` failed a call: move on.
     pub(crate) fn failed(&self, index: usize) {
         self.members.failed(index)
+    }
+
+    /// What to do about a call member `index` refused for a reason of
+    /// authentication, when the call carried `token`: `Ok` when the call
+    /// is to be made again (once: `repeated` says whether it was
+    /// already). A refused token makes the client log in again first; a
+    /// stale auth revision needs nothing (the refused call changed
+    /// nothing). `Err` is the error the call ends with.
+    pub(crate) async fn auth_retry(
+        &self,
+        index: usize,
+        token: Option<MetadataValue<Ascii>>,
+        err: Error,
+        repeated: &mut bool,
+    ) -> Result<(), Error> {
+        if *repeated {
+            return Err(err);
+        }
+        match err {
+            Error::InvalidToken if self.members.auth().has_credentials() => {
+                *repeated = true;
+                self.members.refresh_token(index, token).await
+            }
+            Error::AuthRevisionOld => {
+                *repeated = true;
+                debug!("permissions changed while the call was in flight; repeating it");
+                Ok(())
+            }
+            err => Err(err),
+        }
+    }
+
+    /// The token calls carry now.
+    pub(crate) fn token(&self) -> Option<MetadataValue<Ascii>> {
+        self.members.auth().token()
     }
 
     /// How many endpoints there are.
@@ -136,7 +173,7 @@ impl Client {
     /// [`retry`]) and the deadline has not passed.
     pub(crate) async fn execute<T, F, Fut>(&self, kind: Idempotence, attempt: F) -> Result<T, Error>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Transport) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         self.execute_until(Some(self.deadline()), kind, attempt)
@@ -152,7 +189,7 @@ impl Client {
         attempt: F,
     ) -> Result<T, Error>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Transport) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         self.execute_until(None, kind, attempt).await
@@ -165,12 +202,14 @@ impl Client {
         mut attempt: F,
     ) -> Result<T, Error>
     where
-        F: FnMut(Channel) -> Fut,
+        F: FnMut(Transport) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
         let mut backoff = Backoff::new();
         let mut failures = 0usize;
+        let mut auth_repeated = false;
         loop {
+            let token = self.token();
             let (index, channel) = self.members.current();
             let outcome = match deadline {
                 Some(deadline) => tokio::time::timeout_at(deadline, attempt(channel)).await,
@@ -182,7 +221,17 @@ impl Client {
                 Err(_) => return Err(retry::deadline_passed(kind)),
             };
             match retry::next(kind, retry::classify(status)) {
-                Next::Fail(err) => return Err(err),
+                Next::Fail(err) => {
+                    // The refused call changed nothing, so running out of
+                    // time while logging in again is a plain timeout.
+                    let again = self.auth_retry(index, token, err, &mut auth_repeated);
+                    match deadline {
+                        Some(deadline) => tokio::time::timeout_at(deadline, again)
+                            .await
+                            .map_err(|_| Error::Timeout)??,
+                        None => again.await?,
+                    }
+                }
                 Next::Failover(status) => {
                     debug!(endpoint = self.members.uri(index), %status, "attempt failed");
                     self.members.failed(index);
@@ -199,5 +248,38 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_stale_auth_revision_is_repeated_once() {
+        let client = Client::unconnected(["127.0.0.1:1"]);
+        let mut repeated = false;
+        let first = client
+            .auth_retry(0, None, Error::AuthRevisionOld, &mut repeated)
+            .await;
+        assert!(first.is_ok() && repeated);
+        let second = client
+            .auth_retry(0, None, Error::AuthRevisionOld, &mut repeated)
+            .await;
+        assert!(matches!(second, Err(Error::AuthRevisionOld)));
+    }
+
+    #[tokio::test]
+    async fn without_credentials_a_refused_token_is_final() {
+        let client = Client::unconnected(["127.0.0.1:1"]);
+        let mut repeated = false;
+        let outcome = client
+            .auth_retry(0, None, Error::InvalidToken, &mut repeated)
+            .await;
+        assert!(matches!(outcome, Err(Error::InvalidToken)));
+        let other = client
+            .auth_retry(0, None, Error::LeaseNotFound, &mut repeated)
+            .await;
+        assert!(matches!(other, Err(Error::LeaseNotFound)));
     }
 }

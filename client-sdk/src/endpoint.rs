@@ -1,10 +1,14 @@
-//! Endpoint strings as users give them (`http://127.0.0.1:2379` or
-//! scheme-less `127.0.0.1:2379`), turned into the URIs channels dial.
+//! Endpoint strings as users give them (`http://127.0.0.1:2379`,
+//! `https://...` or scheme-less `127.0.0.1:2379`), turned into the URIs
+//! channels dial. The scheme must agree with whether TLS is configured:
+//! a client never silently talks plain text to an endpoint it was told to
+//! secure, nor the other way round.
 
 use crate::error::Error;
 
-/// The dialable form of an endpoint: `http://host:port`.
-pub(crate) fn normalize(endpoint: &str) -> Result<String, Error> {
+/// The dialable form of an endpoint: `http://host:port`, or
+/// `https://host:port` when `tls` is configured.
+pub(crate) fn normalize(endpoint: &str, tls: bool) -> Result<String, Error> {
     let invalid = |reason| Error::InvalidEndpoint {
         endpoint: endpoint.to_string(),
         reason,
@@ -13,11 +17,18 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String, Error> {
     if trimmed.is_empty() {
         return Err(invalid("empty"));
     }
-    let host_port = match trimmed.split_once("://") {
-        Some(("http", rest)) => rest,
-        Some(("https", _)) => return Err(invalid("TLS is not supported yet: use http://")),
-        Some(_) => return Err(invalid("the scheme must be http://")),
-        None => trimmed,
+    let host_port = match (trimmed.split_once("://"), tls) {
+        (Some(("http", rest)), false) | (Some(("https", rest)), true) => rest,
+        (Some(("https", _)), false) => {
+            return Err(invalid(
+                "https:// needs ClientOptions::tls (the CA to trust)",
+            ));
+        }
+        (Some(("http", _)), true) => {
+            return Err(invalid("TLS is configured: use https://"));
+        }
+        (Some(_), _) => return Err(invalid("the scheme must be http:// or https://")),
+        (None, _) => trimmed,
     };
     if host_port.contains('/') {
         return Err(invalid("an endpoint has no path: give host:port"));
@@ -31,7 +42,8 @@ pub(crate) fn normalize(endpoint: &str) -> Result<String, Error> {
     if port.parse::<u16>().is_err() {
         return Err(invalid("the port is not a number from 0 to 65535"));
     }
-    Ok(format!("http://{host_port}"))
+    let scheme = if tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{host_port}"))
 }
 
 #[cfg(test)]
@@ -41,14 +53,33 @@ mod tests {
     #[test]
     fn schemes_are_added_and_trailing_slashes_dropped() {
         assert_eq!(
-            normalize("127.0.0.1:2379").unwrap(),
+            normalize("127.0.0.1:2379", false).unwrap(),
             "http://127.0.0.1:2379"
         );
         assert_eq!(
-            normalize("http://localhost:2379/").unwrap(),
+            normalize("http://localhost:2379/", false).unwrap(),
             "http://localhost:2379"
         );
-        assert_eq!(normalize(" [::1]:2379 ").unwrap(), "http://[::1]:2379");
+        assert_eq!(
+            normalize(" [::1]:2379 ", false).unwrap(),
+            "http://[::1]:2379"
+        );
+    }
+
+    #[test]
+    fn tls_takes_https_and_refuses_http() {
+        assert_eq!(
+            normalize("127.0.0.1:2379", true).unwrap(),
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(
+            normalize("https://localhost:2379", true).unwrap(),
+            "https://localhost:2379"
+        );
+        assert!(matches!(
+            normalize("http://127.0.0.1:2379", true),
+            Err(Error::InvalidEndpoint { .. })
+        ));
     }
 
     #[test]
@@ -63,7 +94,7 @@ mod tests {
             "http://127.0.0.1:2379/v3",
         ] {
             assert!(
-                matches!(normalize(bad), Err(Error::InvalidEndpoint { .. })),
+                matches!(normalize(bad, false), Err(Error::InvalidEndpoint { .. })),
                 "{bad:?} was accepted"
             );
         }

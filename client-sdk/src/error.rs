@@ -68,12 +68,35 @@ pub enum Error {
         /// What the member said.
         message: String,
     },
-    /// The caller is not authenticated.
+    /// The caller is not authenticated: auth is on and the call carried
+    /// neither a token nor a client certificate naming a user (etcd's
+    /// "user name is empty"). Give [`ClientOptions::credentials`](crate::ClientOptions::credentials).
     #[error("unauthenticated: {message}")]
     Unauthenticated {
         /// What the member said.
         message: String,
     },
+    /// The user name or password was refused (by
+    /// [`Client::connect`](crate::Client::connect), or when logging in
+    /// again after a token expired). Never retried: the same credentials
+    /// would be refused again.
+    #[error("authentication failed, invalid user ID or password")]
+    AuthenticationFailed,
+    /// The call's token was refused (unknown or past its TTL) and logging
+    /// in again did not help, or the client has no credentials to log in
+    /// with.
+    #[error("invalid auth token")]
+    InvalidToken,
+    /// The member refused the call because the users, roles or
+    /// permissions changed while it was in flight (etcd's "revision of
+    /// auth store is old"); it changed nothing. The client repeats such a
+    /// call once by itself; this is the second refusal.
+    #[error("revision of auth store is old: the permissions changed while the call was in flight")]
+    AuthRevisionOld,
+    /// Credentials were given but the cluster has authentication off (only
+    /// seen inside the client, which then calls without a token).
+    #[error("authentication is not enabled")]
+    AuthNotEnabled,
     /// The member is overloaded ("too many requests") or a size limit was
     /// hit; retry later, with less.
     #[error("resource exhausted: {message}")]
@@ -164,7 +187,10 @@ impl Error {
     /// ```
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Unavailable { .. } | Error::Timeout | Error::ResourceExhausted { .. } => true,
+            Error::Unavailable { .. }
+            | Error::Timeout
+            | Error::ResourceExhausted { .. }
+            | Error::AuthRevisionOld => true,
             Error::OutcomeUnknown { .. }
             | Error::Compacted { .. }
             | Error::FutureRevision
@@ -174,6 +200,9 @@ impl Error {
             | Error::InvalidArgument { .. }
             | Error::PermissionDenied { .. }
             | Error::Unauthenticated { .. }
+            | Error::AuthenticationFailed
+            | Error::InvalidToken
+            | Error::AuthNotEnabled
             | Error::Canceled { .. }
             | Error::WatchCanceled { .. }
             | Error::InvalidEndpoint { .. }
@@ -208,6 +237,13 @@ impl Error {
             Code::AlreadyExists if message.contains(BARRIER_HELD) => Error::AlreadyHeld,
             Code::Unknown if message.contains(NOT_LEADER) => Error::NotLeader,
             Code::Unknown if message.contains(NO_LEADER) => Error::NoLeader,
+            Code::InvalidArgument if message.contains(AUTH_FAILED) => Error::AuthenticationFailed,
+            Code::InvalidArgument if message.contains(AUTH_OLD_REVISION) => Error::AuthRevisionOld,
+            Code::InvalidArgument if message.contains(USER_EMPTY) => {
+                Error::Unauthenticated { message: text() }
+            }
+            Code::Unauthenticated if message.contains(INVALID_TOKEN) => Error::InvalidToken,
+            Code::FailedPrecondition if message.contains(AUTH_NOT_ENABLED) => Error::AuthNotEnabled,
             Code::InvalidArgument | Code::OutOfRange => Error::InvalidArgument { message: text() },
             Code::PermissionDenied => Error::PermissionDenied { message: text() },
             Code::Unauthenticated => Error::Unauthenticated { message: text() },
@@ -219,6 +255,25 @@ impl Error {
                 code,
                 message: text(),
             },
+        }
+    }
+}
+
+impl Error {
+    /// The error for a watch the member cancelled with `reason` (etcd
+    /// refuses a watch create it may not serve this way, with its
+    /// status's text as the reason).
+    pub(crate) fn from_cancel_reason(reason: String) -> Error {
+        if reason.contains(PERMISSION_DENIED) {
+            Error::PermissionDenied { message: reason }
+        } else if reason.contains(INVALID_TOKEN) {
+            Error::InvalidToken
+        } else if reason.contains(AUTH_OLD_REVISION) {
+            Error::AuthRevisionOld
+        } else if reason.contains(USER_EMPTY) {
+            Error::Unauthenticated { message: reason }
+        } else {
+            Error::WatchCanceled { reason }
         }
     }
 }
@@ -268,10 +323,27 @@ impl From<CoreError> for Error {
             },
             CoreError::Timeout(_) => Error::Timeout,
             CoreError::InvalidRequest(message) => Error::InvalidArgument { message },
-            CoreError::Other(message) => Error::Other {
-                code: Code::Unknown,
-                message,
-            },
+            // `core::core_error` passed these on as their text: read the
+            // variant back from it, so a recipe run client-side is refused
+            // with the same typed error as one run by the service.
+            CoreError::Other(message) => {
+                if let Some(rest) = message.strip_prefix(PERMISSION_DENIED_SHOWN) {
+                    Error::PermissionDenied {
+                        message: rest.to_string(),
+                    }
+                } else if let Some(rest) = message.strip_prefix(UNAUTHENTICATED_SHOWN) {
+                    Error::Unauthenticated {
+                        message: rest.to_string(),
+                    }
+                } else if message == Error::InvalidToken.to_string() {
+                    Error::InvalidToken
+                } else {
+                    Error::Other {
+                        code: Code::Unknown,
+                        message,
+                    }
+                }
+            }
         }
     }
 }
@@ -279,6 +351,12 @@ impl From<CoreError> for Error {
 /// How `core::core_error` marks a write whose outcome is unknown (the core
 /// has no kind for it, and the recipes treat it as unavailability).
 pub(crate) const OUTCOME_UNKNOWN: &str = "outcome unknown: ";
+
+/// How [`Error::PermissionDenied`] and [`Error::Unauthenticated`] start
+/// when shown (their `#[error]` texts), as `core::core_error` passes them
+/// to the recipes.
+const PERMISSION_DENIED_SHOWN: &str = "permission denied: ";
+const UNAUTHENTICATED_SHOWN: &str = "unauthenticated: ";
 
 /// [`Error::SizeMismatch`] from the member's text, "... is R, not Q: ...".
 fn size_mismatch(message: &str) -> Error {
@@ -304,6 +382,13 @@ const FUTURE_REVISION: &str = "required revision is a future revision";
 const LEASE_NOT_FOUND: &str = "requested lease not found";
 const LEASE_EXISTS: &str = "lease already exists";
 const KEY_NOT_FOUND: &str = "etcdserver: key not found";
+/// etcd's auth texts.
+const AUTH_FAILED: &str = "authentication failed, invalid user ID or password";
+const AUTH_OLD_REVISION: &str = "revision of auth store is old";
+const USER_EMPTY: &str = "etcdserver: user name is empty";
+const INVALID_TOKEN: &str = "invalid auth token";
+const PERMISSION_DENIED: &str = "etcdserver: permission denied";
+const AUTH_NOT_ENABLED: &str = "authentication is not enabled";
 /// etcd's election errors, sent as gRPC `Unknown` with the Go error's text.
 const NOT_LEADER: &str = "election: not leader";
 const NO_LEADER: &str = "election: no leader";
@@ -506,6 +591,68 @@ mod tests {
         ));
         assert!(!Error::LeaseExpired.is_retryable());
         assert!(!Error::NoLeader.is_retryable());
+        // Auth refusals keep their variant through the recipes.
+        for err in [
+            Error::PermissionDenied {
+                message: "etcdserver: permission denied".into(),
+            },
+            Error::Unauthenticated {
+                message: "etcdserver: user name is empty".into(),
+            },
+            Error::InvalidToken,
+        ] {
+            let back = Error::from(RecipeError::Core(CoreError::Other(err.to_string())));
+            assert_eq!(back.to_string(), err.to_string());
+            assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&err));
+        }
+    }
+
+    #[test]
+    fn auth_texts_become_typed_variants() {
+        assert!(matches!(
+            answer(
+                Code::InvalidArgument,
+                "etcdserver: authentication failed, invalid user ID or password"
+            ),
+            Error::AuthenticationFailed
+        ));
+        assert!(matches!(
+            answer(Code::Unauthenticated, "etcdserver: invalid auth token"),
+            Error::InvalidToken
+        ));
+        assert!(matches!(
+            answer(
+                Code::InvalidArgument,
+                "etcdserver: revision of auth store is old"
+            ),
+            Error::AuthRevisionOld
+        ));
+        assert!(matches!(
+            answer(Code::InvalidArgument, "etcdserver: user name is empty"),
+            Error::Unauthenticated { .. }
+        ));
+        assert!(matches!(
+            answer(
+                Code::FailedPrecondition,
+                "etcdserver: authentication is not enabled"
+            ),
+            Error::AuthNotEnabled
+        ));
+        assert!(matches!(
+            Error::from_cancel_reason("etcdserver: permission denied".into()),
+            Error::PermissionDenied { .. }
+        ));
+        assert!(matches!(
+            Error::from_cancel_reason("etcdserver: invalid auth token".into()),
+            Error::InvalidToken
+        ));
+        assert!(matches!(
+            Error::from_cancel_reason("something else".into()),
+            Error::WatchCanceled { .. }
+        ));
+        assert!(Error::AuthRevisionOld.is_retryable());
+        assert!(!Error::AuthenticationFailed.is_retryable());
+        assert!(!Error::InvalidToken.is_retryable());
     }
 
     #[test]

@@ -15,6 +15,10 @@
 //!   across member failures; compaction reported, never skipped.
 //! - Typed key spaces with JSON values ([`Client::keyspace`], feature
 //!   `serde`).
+//! - Authentication ([`ClientOptions::credentials`]: log in, send the
+//!   token with every call, log in again when it expires) and TLS
+//!   ([`ClientOptions::tls`], [`Tls`]: `https://` endpoints, a client
+//!   certificate whose common name logs its user in).
 //! - `witan_recipes::KvCore` for [`Client`], so the recipes run
 //!   client-side.
 //! - Recipe clients ([`Client::lock`], [`Client::election`],
@@ -27,12 +31,17 @@
 //!
 //! - `client`: [`Client`] and `execute`, the one loop every unary call
 //!   runs through (deadline, failover, repeat); `members`: one channel per
-//!   endpoint and which one is current; `endpoint`, [`ClientOptions`].
+//!   endpoint and which one is current; `endpoint`, [`ClientOptions`];
+//!   `auth`: the credentials, the one token every call carries, logging
+//!   in again; `tls`.
 //! - `retry` alone decides whether a failed attempt may be repeated:
 //!   reads, keepalives and watch creation always; a write only when it
 //!   certainly never took effect (the connection was refused, or the
 //!   member answered "no leader", which it says only before proposing).
 //!   Anything else makes a write fail with [`Error::OutcomeUnknown`].
+//!   Separately, a call refused for its auth token ("invalid auth token":
+//!   the client logs in again first) or a stale auth revision is made
+//!   once more (`Client::auth_retry`): both refusals changed nothing.
 //! - `error` alone reads etcd's error texts; everything else matches on
 //!   [`Error`] variants.
 //! - `kv`: the builders and response types; protobuf stays inside the
@@ -62,6 +71,7 @@
 //! # }
 //! ```
 
+mod auth;
 mod cas;
 mod client;
 mod core;
@@ -77,8 +87,10 @@ mod options;
 mod recipes;
 mod retry;
 mod session;
+mod tls;
 mod watch;
 
+pub use auth::Credentials;
 pub use cas::{CreateOutcome, Expect, PutIfAbsent, Swap};
 pub use client::Client;
 pub use error::Error;
@@ -95,6 +107,7 @@ pub use recipes::{
     LockGuard, Mode, RwLock, RwLockGuard, Semaphore, SemaphorePermit,
 };
 pub use session::{Session, SessionLost};
+pub use tls::Tls;
 pub use watch::{Watch, WatchEvent, WatchStream};
 /// A hold's fencing token (the create revision of its key), from the
 /// recipes crate.

@@ -3,15 +3,19 @@
 //!
 //! Calls go to one member at a time; when it fails a call the client
 //! moves on to the next one in the list and stays there (no load
-//! balancing: failover only).
+//! balancing: failover only). Every call carries the client's auth token
+//! (`auth`), whichever member it goes to.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tracing::{debug, info};
 
+use crate::auth::Auth;
 use crate::endpoint;
 use crate::error::Error;
+use crate::grpc::Transport;
 use crate::options::ClientOptions;
 
 /// One endpoint.
@@ -26,24 +30,34 @@ struct Member {
 pub(crate) struct Members {
     members: Vec<Member>,
     current: AtomicUsize,
+    auth: Auth,
 }
 
 impl Members {
     /// Channels to every endpoint; connects to the first reachable one
-    /// (the others connect when first used).
+    /// and logs in there (the others connect when first used). A member
+    /// that cannot log the client in for a passing reason (no leader) is
+    /// skipped like an unreachable one; refused credentials end `connect`.
     pub(crate) async fn connect<S: AsRef<str>>(
         endpoints: impl IntoIterator<Item = S>,
         options: &ClientOptions,
     ) -> Result<Members, Error> {
+        let tls = options.tls.as_ref().map(|tls| tls.to_config());
         let mut configured = Vec::new();
         for given in endpoints {
             let given = given.as_ref();
-            let uri = endpoint::normalize(given)?;
-            let endpoint =
-                Endpoint::from_shared(uri.clone()).map_err(|_| Error::InvalidEndpoint {
-                    endpoint: given.to_string(),
-                    reason: "not a valid URI",
-                })?;
+            let invalid = |reason| Error::InvalidEndpoint {
+                endpoint: given.to_string(),
+                reason,
+            };
+            let uri = endpoint::normalize(given, tls.is_some())?;
+            let mut endpoint =
+                Endpoint::from_shared(uri.clone()).map_err(|_| invalid("not a valid URI"))?;
+            if let Some(tls) = &tls {
+                endpoint = endpoint
+                    .tls_config(tls.clone())
+                    .map_err(|_| invalid("the TLS settings cannot be used"))?;
+            }
             configured.push((uri, configure(endpoint, options)));
         }
         if configured.is_empty() {
@@ -52,16 +66,25 @@ impl Members {
                 reason: "no endpoints given",
             });
         }
+        let auth = Auth::new(options.credentials.clone());
         let mut members = Vec::with_capacity(configured.len());
         let mut first_up = None;
         let mut last_failure = String::new();
         for (index, (uri, endpoint)) in configured.into_iter().enumerate() {
             let channel = if first_up.is_none() {
                 match endpoint.connect().await {
-                    Ok(channel) => {
-                        first_up = Some(index);
-                        channel
-                    }
+                    Ok(channel) => match auth.log_in(channel.clone()).await {
+                        Ok(()) => {
+                            first_up = Some(index);
+                            channel
+                        }
+                        Err(err) if err.is_retryable() => {
+                            debug!(%uri, %err, "cannot log in");
+                            last_failure = format!("{uri}: {err}");
+                            channel
+                        }
+                        Err(err) => return Err(err),
+                    },
                     Err(err) => {
                         debug!(%uri, err = %chain(&err), "cannot connect");
                         last_failure = format!("{uri}: {}", chain(&err));
@@ -82,6 +105,7 @@ impl Members {
         Ok(Members {
             members,
             current: AtomicUsize::new(current),
+            auth,
         })
     }
 
@@ -93,7 +117,8 @@ impl Members {
         let members = endpoints
             .into_iter()
             .map(|given| {
-                let uri = endpoint::normalize(given.as_ref()).expect("a valid test endpoint");
+                let uri =
+                    endpoint::normalize(given.as_ref(), false).expect("a valid test endpoint");
                 let endpoint = Endpoint::from_shared(uri.clone()).expect("a valid test URI");
                 let channel = configure(endpoint, &options).connect_lazy();
                 Member { uri, channel }
@@ -102,13 +127,35 @@ impl Members {
         Members {
             members,
             current: AtomicUsize::new(0),
+            auth: Auth::new(None),
         }
     }
 
-    /// The member calls go to now, and its channel.
-    pub(crate) fn current(&self) -> (usize, Channel) {
+    /// The member calls go to now, and its channel (adding the token).
+    pub(crate) fn current(&self) -> (usize, Transport) {
         let index = self.current.load(Ordering::Acquire) % self.members.len();
-        (index, self.members[index].channel.clone())
+        let channel = self.members[index].channel.clone();
+        (
+            index,
+            InterceptedService::new(channel, self.auth.interceptor()),
+        )
+    }
+
+    /// The client's login.
+    pub(crate) fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// Logs in again through member `index`, after it refused the token
+    /// `stale` as invalid (expired, or issued by another member of a
+    /// cluster whose tokens are per member).
+    pub(crate) async fn refresh_token(
+        &self,
+        index: usize,
+        stale: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    ) -> Result<(), Error> {
+        let channel = self.members[index % self.members.len()].channel.clone();
+        self.auth.refresh(stale, channel).await
     }
 
     /// Member `index` failed a call: move to the next one, unless another

@@ -1,7 +1,10 @@
-//! How a [`Client`](crate::Client) connects: timeouts and HTTP/2
-//! keepalives.
+//! How a [`Client`](crate::Client) connects: timeouts, HTTP/2
+//! keepalives, credentials and TLS.
 
 use std::time::Duration;
+
+use crate::auth::Credentials;
+use crate::tls::Tls;
 
 /// Connection settings for [`Client::connect`](crate::Client::connect).
 ///
@@ -20,6 +23,8 @@ pub struct ClientOptions {
     pub(crate) connect_timeout: Duration,
     pub(crate) request_timeout: Duration,
     pub(crate) keep_alive: Option<(Duration, Duration)>,
+    pub(crate) credentials: Option<Credentials>,
+    pub(crate) tls: Option<Tls>,
 }
 
 impl Default for ClientOptions {
@@ -30,6 +35,8 @@ impl Default for ClientOptions {
             // A member that vanished without closing its connection (killed
             // host, partition) is noticed within interval + timeout.
             keep_alive: Some((Duration::from_secs(5), Duration::from_secs(3))),
+            credentials: None,
+            tls: None,
         }
     }
 }
@@ -61,6 +68,31 @@ impl ClientOptions {
     /// call's deadline passes.
     pub fn no_keep_alive(mut self) -> Self {
         self.keep_alive = None;
+        self
+    }
+
+    /// Log in as `user` (a cluster with authentication on): the client
+    /// authenticates when it connects, sends the token with every call,
+    /// and logs in again (repeating the call once) when the token expires.
+    /// Wrong credentials make [`Client::connect`](crate::Client::connect)
+    /// fail with [`Error::AuthenticationFailed`](crate::Error::AuthenticationFailed).
+    /// The password is kept out of `Debug` output and logs.
+    ///
+    /// ```
+    /// use witan_client::ClientOptions;
+    ///
+    /// let options = ClientOptions::default().credentials("alice", "s3cret");
+    /// assert!(!format!("{options:?}").contains("s3cret"));
+    /// ```
+    pub fn credentials(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+        self.credentials = Some(Credentials::new(user, password));
+        self
+    }
+
+    /// Connect over TLS ([`Tls`]): endpoints are then `https://host:port`
+    /// (or scheme-less); `http://` endpoints are refused.
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 

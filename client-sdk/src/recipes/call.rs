@@ -16,12 +16,12 @@
 use std::future::Future;
 
 use tonic::Status;
-use tonic::transport::Channel;
 use tracing::debug;
 use witan_recipes::RecipeError;
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::grpc::Transport;
 use crate::retry::{Backoff, Idempotence};
 use crate::session::LostSignal;
 
@@ -30,7 +30,7 @@ use crate::session::LostSignal;
 /// member then withdraws the caller's waiting key.
 pub(crate) async fn blocking_rpc<T, F, Fut>(client: &Client, attempt: F) -> Result<T, Error>
 where
-    F: FnMut(Channel) -> Fut,
+    F: FnMut(Transport) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
     // Safe: see the module doc.

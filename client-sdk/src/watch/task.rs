@@ -14,7 +14,6 @@ use tokio::time::Instant;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
 use tracing::{Instrument, debug, info_span, warn};
 use witan_proto::etcdserverpb::watch_request::RequestUnion;
 use witan_proto::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
@@ -23,7 +22,7 @@ use witan_proto::mvccpb::Event;
 use super::resume::Resume;
 use crate::client::Client;
 use crate::error::Error;
-use crate::grpc;
+use crate::grpc::{self, Transport};
 use crate::retry::{self, Backoff, Idempotence, Next};
 
 /// What to watch.
@@ -136,12 +135,29 @@ impl Task {
     async fn run(mut self) {
         let mut backoff = Backoff::new();
         let mut failures = 0usize;
+        // Whether the last stream was refused for its token (or a stale
+        // auth revision) and recreated: once in a row, so a token that
+        // keeps being refused ends the watch.
+        let mut auth_repeated = false;
         loop {
+            let token = self.client.token();
             let (index, channel) = self.client.current();
             let (ended, delivered) = self.serve(channel).await;
+            if delivered {
+                auth_repeated = false;
+            }
             let status = match ended {
                 Ended::Abandoned => return,
-                Ended::Final(err) => return self.fail(err).await,
+                Ended::Final(err) => {
+                    match self
+                        .client
+                        .auth_retry(index, token, err, &mut auth_repeated)
+                        .await
+                    {
+                        Ok(()) => continue,
+                        Err(err) => return self.fail(err).await,
+                    }
+                }
                 Ended::Broken(status) => status,
             };
             self.client.failed(index);
@@ -173,7 +189,7 @@ impl Task {
     /// Runs one Watch stream on `channel` until it ends; says how, and
     /// whether it delivered anything (a healthy stream resets the
     /// backoff).
-    async fn serve(&mut self, channel: Channel) -> (Ended, bool) {
+    async fn serve(&mut self, channel: Transport) -> (Ended, bool) {
         let (requests, request_stream) = mpsc::channel(1);
         let create = self.spec.create_request(self.resume.start_revision());
         if requests.send(create).await.is_err() {
@@ -241,9 +257,9 @@ impl Task {
                 }));
             }
             if !response.cancel_reason.is_empty() {
-                return Some(Ended::Final(Error::WatchCanceled {
-                    reason: response.cancel_reason,
-                }));
+                return Some(Ended::Final(Error::from_cancel_reason(
+                    response.cancel_reason,
+                )));
             }
             // Cancelled without a reason: not by us, so by a member going
             // away; resume elsewhere.

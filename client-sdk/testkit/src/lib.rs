@@ -6,6 +6,10 @@
 //! tests depend on it, and one crate linked twice would give two
 //! incompatible copies of its types): it hands out endpoint strings.
 //! Helpers panic on failure: they only run in tests.
+//!
+//! [`Cluster::start_with`] passes extra server flags (`--bcrypt-cost`,
+//! `--auth-token-ttl`, TLS files); with `--cert-file` among them the
+//! members serve clients on `https://`.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,6 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tokio::time::Instant;
+use tonic::Code;
 use witan_proto::etcdserverpb::RangeRequest;
 use witan_proto::etcdserverpb::kv_client::KvClient;
 use witan_server::config::Config;
@@ -34,6 +39,8 @@ struct Member {
 pub struct Cluster {
     members: Vec<Member>,
     initial_cluster: String,
+    /// Server flags added to every member's (see [`Cluster::start_with`]).
+    extra_args: Vec<String>,
     // Last, so the data dirs outlive the members.
     _dir: tempfile::TempDir,
 }
@@ -46,6 +53,14 @@ impl Cluster {
 
     /// `size` members, every one serving linearizable reads.
     pub async fn start(size: usize) -> Cluster {
+        Cluster::start_with(size, &[]).await
+    }
+
+    /// `size` members started with these server flags added, e.g.
+    /// `["--bcrypt-cost", "4", "--auth-token-ttl", "2"]`, or TLS files
+    /// (`--cert-file`, `--key-file`, `--trusted-ca-file`,
+    /// `--client-cert-auth`: clients then reach members on `https://`).
+    pub async fn start_with(size: usize, extra_args: &[&str]) -> Cluster {
         init_tracing();
         let dir = tempfile::tempdir().expect("a temp dir");
         let ports = free_ports(size * 2);
@@ -69,6 +84,7 @@ impl Cluster {
         let mut cluster = Cluster {
             members,
             initial_cluster,
+            extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
             _dir: dir,
         };
         // Every member must be listening before any waits for a leader.
@@ -85,10 +101,10 @@ impl Cluster {
 
     fn config(&self, i: usize) -> Config {
         let m = &self.members[i];
-        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let client = self.endpoint(i);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
         let data_dir = m.data_dir.to_string_lossy().into_owned();
-        Config::parse_from([
+        let base = [
             "witan",
             "--name",
             &m.name,
@@ -110,7 +126,17 @@ impl Cluster {
             "300",
             "--request-timeout",
             "2s",
-        ])
+        ];
+        let args = base
+            .into_iter()
+            .map(str::to_string)
+            .chain(self.extra_args.iter().cloned());
+        Config::parse_from(args)
+    }
+
+    /// Whether members serve clients over TLS.
+    fn tls(&self) -> bool {
+        self.extra_args.iter().any(|a| a == "--cert-file")
     }
 
     /// The number of members.
@@ -118,9 +144,11 @@ impl Cluster {
         self.members.len()
     }
 
-    /// Member `i`'s client URL (`http://127.0.0.1:port`), running or not.
+    /// Member `i`'s client URL (`http://127.0.0.1:port`, `https://` with
+    /// TLS), running or not.
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].client_port)
+        let scheme = if self.tls() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.members[i].client_port)
     }
 
     /// Every member's client URL.
@@ -184,19 +212,21 @@ impl Cluster {
         self.wait_ready(i).await;
     }
 
-    /// Waits until member `i` answers a linearizable read.
+    /// Waits until member `i` answers a linearizable read; with auth on
+    /// (a refusal for lack of credentials) or TLS (the probe has no
+    /// certificates), until it takes clients and knows a leader.
     pub async fn wait_ready(&self, i: usize) {
         let deadline = Instant::now() + READY_WITHIN;
         let endpoint = self.endpoint(i);
         loop {
-            if let Ok(mut kv) = KvClient::connect(endpoint.clone()).await {
-                let probe = RangeRequest {
-                    key: b"witan-testkit/ready".to_vec(),
-                    ..Default::default()
-                };
-                if kv.range(probe).await.is_ok() {
-                    return;
-                }
+            let ready = if self.tls() {
+                let address = endpoint.trim_start_matches("https://");
+                tokio::net::TcpStream::connect(address).await.is_ok() && self.knows_leader(i)
+            } else {
+                self.probe(&endpoint, i).await
+            };
+            if ready {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
@@ -204,6 +234,34 @@ impl Cluster {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// One readiness probe of plain-text member `i`.
+    async fn probe(&self, endpoint: &str, i: usize) -> bool {
+        let Ok(mut kv) = KvClient::connect(endpoint.to_string()).await else {
+            return false;
+        };
+        let probe = RangeRequest {
+            key: b"witan-testkit/ready".to_vec(),
+            ..Default::default()
+        };
+        match kv.range(probe).await {
+            Ok(_) => true,
+            Err(status) => {
+                matches!(
+                    status.code(),
+                    Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied
+                ) && self.knows_leader(i)
+            }
+        }
+    }
+
+    /// Whether member `i` runs and knows a leader.
+    fn knows_leader(&self, i: usize) -> bool {
+        self.members[i]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.raft().metrics().borrow().current_leader.is_some())
     }
 
     /// Stops every member.
